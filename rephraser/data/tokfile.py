@@ -1,0 +1,210 @@
+"""The token-file format: `X.tok`, `X.msk`, `X.idx` (numpy .npy files) plus a `X.tok.json` sidecar.
+
+    with TokenFileWriter("gsm8k.tok", layout="padded", max_seq_len=1536, dtype=np.uint16, pad_id=0) as w:
+        w.add(ids, ignore)                  # one sample: token ids and a bool "no loss here" mask
+        w.commit(meta)                      # all four files appear together, or none do
+    tf = TokenFile("gsm8k.tok")             # also reads the study's own .tok/.idx/.msk files
+    len(tf); tf[i].ids, tf[i].ignore        # real tokens only, padding removed
+
+Layouts:
+  padded  the study's MmapDataset, byte-compatible: .tok [N, max_seq_len] token ids (padding = pad_id),
+          .msk int8 same shape (bit 0: real token, bit 1: ignore for loss; padding is 0b10 as in the
+          original, whose ignore mask is padded with 1), .idx int64 arange(N+1).
+  ragged  .tok and .msk 1-D (samples back to back, no padding), .idx int64 offsets, N+1 of them.
+Token dtype: uint16 when every id of the vocabulary fits, else uint32 (the original's uint16 wraps
+Llama-3 ids silently).
+
+Files are streamed to temp files beside the outputs (each byte written once) and renamed at commit,
+so a crash or an error leaves no partial output and a file larger than memory is never held in memory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rephraser.atomic import publish, temp_beside
+from rephraser.errors import InputError
+
+FORMAT_VERSION = 1
+MASK_REAL = 0b01
+MASK_IGNORE = 0b10
+LAYOUTS = ("padded", "ragged")
+
+
+def companion_paths(tok_path: str | os.PathLike) -> dict[str, Path]:
+    """The .tok file's siblings; only the last suffix is replaced (the original replaced every '.tok')."""
+    tok = Path(tok_path)
+    if tok.suffix != ".tok":
+        raise InputError(tok, "a token file's name must end in .tok")
+    return {"tok": tok, "msk": tok.with_suffix(".msk"), "idx": tok.with_suffix(".idx"), "meta": Path(f"{tok}.json")}
+
+
+def token_dtype(vocab_size: int) -> np.dtype:
+    """Smallest unsigned dtype that holds ids 0..vocab_size-1."""
+    return np.dtype(np.uint16 if vocab_size <= np.iinfo(np.uint16).max + 1 else np.uint32)
+
+
+@dataclass
+class Sample:
+    ids: np.ndarray  # real tokens only
+    ignore: np.ndarray  # bool, True where the token is excluded from the loss
+
+
+class TokenFileWriter:
+    """Stream samples into temp files; `commit` writes the .npy files and the sidecar, then renames."""
+
+    def __init__(self, tok_path, layout: str, max_seq_len: int, dtype, pad_id: int):
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+        self.paths = companion_paths(tok_path)
+        self.layout, self.max_seq_len, self.pad_id = layout, max_seq_len, pad_id
+        self.dtype = np.dtype(dtype)
+        self._tmp: list[Path] = []
+        self._staged_tok, self._staged_msk = self._temp_file("tok"), self._temp_file("msk")
+        self._fh_tok, self._fh_msk = _open_npy_stream(self._staged_tok), _open_npy_stream(self._staged_msk)
+        self.lengths: list[int] = []
+
+    def _temp_file(self, tag: str) -> Path:
+        path = temp_beside(self.paths["tok"], "." + tag)
+        self._tmp.append(path)
+        return path
+
+    def add(self, ids, ignore) -> None:
+        self.add_batch([ids], [ignore])
+
+    def add_batch(self, ids_list, ignore_list) -> None:
+        """Append samples: id sequences and bool ignore masks of the same lengths."""
+        lengths = [len(ids) for ids in ids_list]
+        if self.layout == "padded" and lengths and max(lengths) > self.max_seq_len:
+            raise ValueError(f"sample of {max(lengths)} tokens exceeds max_seq_len {self.max_seq_len}")
+        if self.layout == "padded":
+            tokens = np.full((len(lengths), self.max_seq_len), self.pad_id, dtype=self.dtype)
+            mask = np.full((len(lengths), self.max_seq_len), MASK_IGNORE, dtype=np.int8)
+            for row, (ids, ignore, n) in enumerate(zip(ids_list, ignore_list, lengths)):
+                tokens[row, :n] = ids
+                mask[row, :n] = np.where(ignore, MASK_REAL | MASK_IGNORE, MASK_REAL)
+        else:
+            tokens = np.concatenate([np.asarray(ids, dtype=self.dtype) for ids in ids_list] or [np.zeros(0, self.dtype)])
+            ignore = np.concatenate([np.asarray(i, dtype=bool) for i in ignore_list] or [np.zeros(0, bool)])
+            mask = np.where(ignore, MASK_REAL | MASK_IGNORE, MASK_REAL).astype(np.int8)
+        self._fh_tok.write(tokens.tobytes())
+        self._fh_msk.write(mask.tobytes())
+        self.lengths.extend(lengths)
+
+    def commit(self, meta: dict) -> dict[str, Path]:
+        """Finish all files, then rename them into place together; returns the final paths."""
+        n = len(self.lengths)
+        if self.layout == "padded":
+            shape = (n, self.max_seq_len)
+            index = np.arange(n + 1, dtype=np.int64)
+        else:
+            index = np.zeros(n + 1, dtype=np.int64)
+            np.cumsum(self.lengths, out=index[1:])
+            shape = (int(index[-1]),)
+        _finish_npy_stream(self._fh_tok, self.dtype, shape)
+        _finish_npy_stream(self._fh_msk, np.dtype(np.int8), shape)
+        staged = {"tok": self._staged_tok, "msk": self._staged_msk, "idx": self._temp_file("idx"), "meta": self._temp_file("json")}
+        with open(staged["idx"], "wb") as fh:  # a handle: np.save(path) would append ".npy" to the temp name
+            np.save(fh, index)
+        full_meta = {"format_version": FORMAT_VERSION, "layout": self.layout, "dtype": self.dtype.name,
+                     "max_seq_len": self.max_seq_len, "pad_id": self.pad_id, "num_samples": n, **meta}
+        staged["meta"].write_text(json.dumps(full_meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        for key in ("idx", "msk", "tok", "meta"):  # the sidecar last: its presence marks a complete set
+            publish(staged[key], self.paths[key])
+        return self.paths
+
+    def abort(self) -> None:
+        for fh in (self._fh_tok, self._fh_msk):
+            fh.close()
+        for path in self._tmp:
+            path.unlink(missing_ok=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, *_):
+        if exc_type is not None:
+            self.abort()
+
+
+# A .npy file is a header then the raw array. We reserve a fixed-size header, stream the data after it,
+# and write the real header (whose shape we only know at the end) over the reserved bytes: one write of
+# each byte, no copy, constant memory. numpy reads any header length that keeps the data 64-byte aligned.
+_NPY_HEADER_BYTES = 128
+
+
+def _open_npy_stream(path: Path):
+    fh = open(path, "wb")
+    fh.write(b"\0" * _NPY_HEADER_BYTES)
+    return fh
+
+
+def _finish_npy_stream(fh, dtype: np.dtype, shape: tuple) -> None:
+    header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape}
+    text = repr(header).encode("latin1")
+    prefix = np.lib.format.magic(1, 0) + struct.pack("<H", _NPY_HEADER_BYTES - 10)
+    padding = _NPY_HEADER_BYTES - len(prefix) - len(text) - 1
+    if padding < 0:
+        raise ValueError(f"shape {shape} does not fit the reserved .npy header")
+    fh.seek(0)
+    fh.write(prefix + text + b" " * padding + b"\n")
+    fh.close()
+
+
+class TokenFile:
+    """Read-only view of a token file of either layout, memory-mapped; `tf[i]` gives a Sample."""
+
+    def __init__(self, tok_path: str | os.PathLike):
+        self.paths = companion_paths(tok_path)
+        for key in ("tok", "idx"):
+            if not self.paths[key].is_file():
+                raise InputError(self.paths[key], "missing (a token file needs its .tok and .idx)")
+        try:
+            self.tokens = np.lib.format.open_memmap(self.paths["tok"], mode="r")
+            self.index = np.lib.format.open_memmap(self.paths["idx"], mode="r")
+            has_mask = self.paths["msk"].is_file()
+            self.mask = np.lib.format.open_memmap(self.paths["msk"], mode="r") if has_mask else None
+        except ValueError as e:
+            raise InputError(self.paths["tok"], f"not a readable .npy token file set: {e}") from None
+        self.meta = json.loads(self.paths["meta"].read_text("utf-8")) if self.paths["meta"].is_file() else {}
+        self.layout = "padded" if self.tokens.ndim == 2 else "ragged"
+        self._check_shapes()
+
+    def _check_shapes(self) -> None:
+        if self.mask is not None and self.mask.shape != self.tokens.shape:
+            raise InputError(self.paths["msk"], f"shape {self.mask.shape} != tokens {self.tokens.shape}")
+        n_rows = self.tokens.shape[0] if self.layout == "padded" else int(self.index[-1]) if len(self.index) else 0
+        expected = len(self.index) - 1 if self.layout == "padded" else len(self.tokens)
+        if self.index.ndim != 1 or len(self.index) < 1 or n_rows != expected:
+            raise InputError(self.paths["idx"], f"index of {len(self.index)} entries does not match tokens {self.tokens.shape}")
+
+    def __len__(self) -> int:
+        return len(self.index) - 1
+
+    def __getitem__(self, i: int) -> Sample:
+        if not -len(self) <= i < len(self):
+            raise IndexError(i)
+        i %= len(self)
+        if self.layout == "padded":
+            ids, mask = self.tokens[i], None if self.mask is None else self.mask[i]
+        else:
+            lo, hi = int(self.index[i]), int(self.index[i + 1])
+            ids, mask = self.tokens[lo:hi], None if self.mask is None else self.mask[lo:hi]
+        if mask is None:  # the original loader's rule: no .msk means no padding and no ignore
+            return Sample(np.asarray(ids), np.zeros(len(ids), dtype=bool))
+        real = (mask & MASK_REAL).astype(bool)
+        return Sample(np.asarray(ids[real]), (mask[real] & MASK_IGNORE).astype(bool))
+
+    def lengths(self) -> np.ndarray:
+        """Real tokens per sample, without reading the token ids."""
+        if self.layout == "ragged":
+            return np.diff(self.index)
+        if self.mask is None:
+            return np.full(len(self), self.tokens.shape[1])
+        return (self.mask & MASK_REAL).astype(bool).sum(axis=1)

@@ -1,0 +1,48 @@
+"""Shared fixtures: offline tokenizers built once per test session, and the ../shared/data mirror."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+DATA_DIR = Path(os.environ.get("REPHRASER_DATA_DIR", REPO.parent / "shared" / "data"))
+
+
+def _training_texts() -> list[str]:
+    texts = [json.loads(line)["question"] for line in open(DATA_DIR / "gsm8k" / "train.jsonl")][:1500]
+    return texts + ["def f(x):\n    return [i for i in range(x)]\n\t\"\"\"doc\"\"\" ünï 日本 {}()"] * 5
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    if not (DATA_DIR / "gsm8k" / "train.jsonl").is_file():
+        pytest.fail(f"benchmark mirror not found at {DATA_DIR}: set REPHRASER_DATA_DIR")
+    return DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def bpe_tokenizer(tmp_path_factory, data_dir):
+    from rephraser.testing.tokenizers import build_bpe_tokenizer
+
+    return build_bpe_tokenizer(_training_texts(), tmp_path_factory.mktemp("bpe"))
+
+
+@pytest.fixture(scope="session")
+def spm_tokenizers(tmp_path_factory, data_dir):
+    from rephraser.testing.tokenizers import build_llama_spm_tokenizers
+
+    return build_llama_spm_tokenizers(_training_texts(), tmp_path_factory.mktemp("spm"))
+
+
+@pytest.fixture(scope="session")
+def tokenizer_dirs(bpe_tokenizer, spm_tokenizers):
+    """Directories loadable by `rephraser tokenize --model DIR`."""
+    fast_dir = Path(spm_tokenizers[1].name_or_path) / "fast"
+    spm_tokenizers[1].save_pretrained(fast_dir)
+    return {"bpe": bpe_tokenizer.name_or_path, "spm": str(fast_dir)}
