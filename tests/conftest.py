@@ -46,3 +46,11 @@ def tokenizer_dirs(bpe_tokenizer, spm_tokenizers):
     fast_dir = Path(spm_tokenizers[1].name_or_path) / "fast"
     spm_tokenizers[1].save_pretrained(fast_dir)
     return {"bpe": bpe_tokenizer.name_or_path, "spm": str(fast_dir)}
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory, bpe_tokenizer):
+    """A tiny random LlamaForCausalLM with the BPE tokenizer, saved as an ordinary HF directory."""
+    from rephraser.testing.models import build_tiny_llama
+
+    return build_tiny_llama(bpe_tokenizer, tmp_path_factory.mktemp("tiny-llama"))
