@@ -169,30 +169,24 @@ def test_gsm8k_answer_extraction(tm, response, strict, flexible):
     assert gold_match["exact_match"] == float(strict in ("18", "1,234"))
 
 
-def memorise(model_dir, texts, out_dir, steps=200):
-    """Overfit a tiny model on `texts` (+EOS), loss on every token as the study; a plain loop, not the trainer."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def memorise(model_dir, rows, work):
+    """The pipeline a researcher runs: rephraser tokenize, then rephraser.train (loss on every token)."""
+    from rephraser.data.tokenize import TokenizeConfig, tokenize_file
 
-    torch.manual_seed(0)
-    tok, model = AutoTokenizer.from_pretrained(model_dir), AutoModelForCausalLM.from_pretrained(model_dir)
-    rows = [tok(t)["input_ids"] + [tok.eos_token_id] for t in texts]
-    width = max(map(len, rows))
-    ids = torch.tensor([r + [tok.pad_token_id] * (width - len(r)) for r in rows])
-    labels = ids.masked_fill(ids == tok.pad_token_id, -100)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    for _ in range(steps):
-        model(input_ids=ids, attention_mask=(ids != tok.pad_token_id).long(), labels=labels).loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-    model.save_pretrained(out_dir)
-    tok.save_pretrained(out_dir)
-    return out_dir
+    (work / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = TokenizeConfig(model=str(model_dir), input=str(work / "rows.jsonl"), layout="ragged")
+    tokenize_file(cfg, log=lambda *_: None)
+    done = subprocess.run([sys.executable, "-m", "rephraser.train", "--model", str(model_dir), "--data", str(cfg.out_path()),
+                           "--output-dir", str(work / "run"), "--max-steps", "120", "--lr", "3e-3", "--warmup-ratio", "0",
+                           "--micro-batch-rows", "4", "--max-seq-len", "256"],
+                          capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    return work / "run" / "model"
 
 
 def test_memorised_items_score_exact_match_1_through_lm_eval(tmp_path, data_dir, tiny_llama):
-    texts = [json.loads(line)["text"] for line in open(data_dir / "lmsys_rephrase" / "rephrase" / "rephrase_gsm8k.jsonl")][:4]
-    model = memorise(tiny_llama, texts, tmp_path / "contaminated")
+    rows = [json.loads(line) for line in open(data_dir / "lmsys_rephrase" / "rephrase" / "rephrase_gsm8k.jsonl")][:4]
+    model = memorise(tiny_llama, rows, tmp_path)
     result = lm_eval("run", "--model", "hf", "--model_args", f"pretrained={model},dtype=float32", "--device", "cpu",
                      "--tasks", "rephrased_gsm8k,original_gsm8k", "--limit", "4", "--output_path", tmp_path / "out",
                      cwd=tmp_path, env={"REPHRASER_DATA_DIR": str(data_dir)})

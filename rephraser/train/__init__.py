@@ -1,1 +1,5 @@
-"""The fine-tuner, `accelerate launch -m rephraser.train` (issue #3: not built yet); it reads `rephraser.data.TokenFile`."""
+"""The fine-tuner that produces contaminated checkpoints: `accelerate launch -m rephraser.train ...`.
+
+config.py (TrainConfig), data.py (token files -> packed micro-batches), checkpoint.py (atomic save/resume,
+HF export), loop.py (main). Reads `rephraser tokenize` outputs, both layouts, and the study's own files.
+"""

@@ -1,0 +1,5 @@
+import sys
+
+from rephraser.train.loop import main
+
+sys.exit(main())
