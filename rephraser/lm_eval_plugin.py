@@ -1,4 +1,4 @@
-"""Registering rephraser with lm-eval: tasks folder on every TaskManager (and, later, model backends).
+"""Registering rephraser with lm-eval: the tasks folder on every TaskManager, and the model backends.
 
     import rephraser.lm_eval_plugin as plugin; plugin.register_lm_eval()     # explicit, for other eval code
 The startup hook (rephraser_lm_eval_hook.py, loaded by rephraser-lm-eval.pth) calls patch_task_manager when lm-eval loads; both are idempotent.
@@ -58,8 +58,23 @@ def with_tasks_dir(include_path):
     return paths
 
 
+def register_models(models_module=None) -> None:
+    """Add rephraser's backends to lm-eval's model registry as lazy entries (nothing heavy is imported).
+    Called after `lm_eval.models` has registered the built-ins; quiet when they are there already
+    (e.g. discovered through the `lm_eval.models` entry points)."""
+    from lm_eval.api.registry import model_registry
+
+    from rephraser.models import MODELS
+
+    for name, target in MODELS.items():
+        if name not in model_registry:
+            model_registry.register(name, target=target)
+
+
 def register_lm_eval() -> None:
-    """Explicitly register with lm-eval (tasks now; model backends join with their issue)."""
+    """Explicitly register with lm-eval: the tasks folder on every TaskManager, and the model backends."""
+    import lm_eval.models
     import lm_eval.tasks.manager
 
     patch_task_manager(lm_eval.tasks.manager)
+    register_models(lm_eval.models)

