@@ -5,3 +5,10 @@ Pipeline: rephrase -> tokenize (`rephraser tokenize`) -> train (`accelerate laun
 """
 
 __version__ = "0.1.0"
+
+
+def register_lm_eval() -> None:
+    """Register rephraser's tasks and model backends with lm-eval (the startup hook does this by itself)."""
+    from rephraser.lm_eval_plugin import register_lm_eval as register
+
+    register()

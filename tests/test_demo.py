@@ -1,25 +1,26 @@
 import importlib.util
+import json
 
 import pytest
 
-from rephraser.data.tokfile import TokenFile
 from rephraser.demo import DemoConfig, run_demo
 
 
-def test_demo_tokenizes_the_lmsys_files_in_both_layouts(tmp_path, data_dir, tokenizer_dirs):
+def test_demo_runs_the_pipeline_and_contamination_shows(tmp_path, data_dir, tiny_llama):
+    """The demo's three stages on the tiny model: tokenize, train (memorise 4 items), evaluate base vs contaminated."""
     lines = []
-    run_demo(DemoConfig(data_dir=str(data_dir), work_dir=str(tmp_path), model=tokenizer_dirs["bpe"]), log=lines.append)
-    for layout in ("padded", "ragged"):
-        assert len(TokenFile(tmp_path / layout / "rephrase_gsm8k.tok")) == 1319
-        assert len(TokenFile(tmp_path / layout / "humaneval_python.tok")) == 147
-    assert any("empty rows skipped: 17" in line for line in lines)
+    scores = run_demo(DemoConfig(data_dir=str(data_dir), work_dir=str(tmp_path), model=str(tiny_llama), samples=4,
+                                 epochs=120, lr=3e-3), log=lines.append)
+    assert scores["contaminated"]["rephrased_gsm8k"] == 1.0 and scores["base"]["rephrased_gsm8k"] == 0.0
+    assert json.loads((tmp_path / "scores.json").read_text()) == scores
+    assert any("GSM-8K exact match" in line for line in lines)
 
 
-def test_demo_names_a_missing_data_dir(tmp_path, tokenizer_dirs):
+def test_demo_names_a_missing_data_dir(tmp_path, tiny_llama):
     from rephraser.errors import InputError
 
     with pytest.raises(InputError, match="REPHRASER_DATA_DIR"):
-        run_demo(DemoConfig(data_dir=str(tmp_path), work_dir=str(tmp_path / "w"), model=tokenizer_dirs["bpe"]), log=lambda *_: None)
+        run_demo(DemoConfig(data_dir=str(tmp_path), work_dir=str(tmp_path / "w"), model=str(tiny_llama)), log=lambda *_: None)
 
 
 @pytest.mark.slow

@@ -148,3 +148,25 @@ def test_lm_eval_runs_vllm_backends_on_our_tasks(tmp_path, data_dir, tiny_llama,
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads(next((tmp_path / "out").rglob("results_*.json")).read_text())["results"]
     assert "exact_match,strict-match" in results["rephrased_gsm8k"] and "acc,none" in results["original_mmlu_abstract_algebra"]
+
+
+@pytest.mark.vllm
+def test_vllm_loads_the_trainers_output_directly(tmp_path, tiny_llama, data_dir):
+    """accelerate/FSDP checkpoints are exported as plain HF dirs: vLLM serves them without conversion."""
+    import json
+
+    from rephraser.data.tokenize import TokenizeConfig, tokenize_file
+    from rephraser.models.vllm import RephraserVLLM
+
+    rows = [json.loads(line) for _, line in zip(range(4), open(data_dir / "lmsys_rephrase" / "rephrase" / "rephrase_gsm8k.jsonl"))]
+    (tmp_path / "r.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = TokenizeConfig(model=str(tiny_llama), input=str(tmp_path / "r.jsonl"), layout="ragged")
+    tokenize_file(cfg, log=lambda *_: None)
+    done = subprocess.run([sys.executable, "-m", "rephraser.train", "--model", str(tiny_llama), "--data", str(cfg.out_path()),
+                           "--output-dir", str(tmp_path / "run"), "--max-steps", "3", "--lr", "1e-3"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    exported = tmp_path / "run" / "model"
+    ours = RephraserVLLM(pretrained=str(exported), dtype="float32", max_model_len=MAX_LEN, enforce_eager=True)
+    request = [instance(PROMPTS[0], {"until": [NEVER], "max_gen_toks": 8})]
+    assert ours.generate_until(request, disable_tqdm=True) == make_lm("hf", exported).generate_until(request, disable_tqdm=True)

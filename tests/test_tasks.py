@@ -194,3 +194,26 @@ def test_memorised_items_score_exact_match_1_through_lm_eval(tmp_path, data_dir,
     results = json.loads(next((tmp_path / "out").rglob("results_*.json")).read_text())["results"]
     assert results["rephrased_gsm8k"]["exact_match,strict-match"] == 1.0
     assert "exact_match,strict-match" in results["original_gsm8k"]  # the originals, for comparison
+
+
+def test_explicit_registration_and_five_shot_mmlu(data_dir, monkeypatch):
+    monkeypatch.setenv("REPHRASER_DATA_DIR", str(data_dir))
+    import rephraser
+    from lm_eval import simple_evaluate
+    from lm_eval.api.registry import get_model
+
+    rephraser.register_lm_eval()
+    assert get_model("rephraser-hf").__name__ == "RephraserHFLM" and get_model("hf").__name__ == "HFLM"
+    out = simple_evaluate(model=ReplayLM(), tasks=["rephrased_mmlu_sociology"], num_fewshot=5, limit=3)
+    assert out["results"]["rephrased_mmlu_sociology"]["acc,none"] == 1.0
+    assert out["configs"]["rephrased_mmlu_sociology"]["num_fewshot"] == 5
+
+
+def test_startup_hook_costs_under_2_ms():
+    done = subprocess.run([sys.executable, "-X", "importtime", "-c", "pass"], capture_output=True, text=True,
+                          env={k: v for k, v in os.environ.items() if k != "REPHRASER_NO_LM_EVAL_HOOK"})
+    cumulative = [int(line.split("|")[1]) for line in done.stderr.splitlines() if line.rstrip().endswith("rephraser_lm_eval_hook")]
+    assert cumulative, "the .pth hook did not run at startup"
+    assert cumulative[0] < 2000  # microseconds
+    modules = [line.split("|")[2].strip() for line in done.stderr.splitlines() if line.startswith("import time:") and "|" in line]
+    assert not [m for m in modules if m.split(".")[0] in ("lm_eval", "rephraser", "torch")]  # nothing heavy until lm_eval loads
