@@ -9,9 +9,8 @@ from __future__ import annotations
 import functools
 import inspect
 import warnings
-from pathlib import Path
 
-from rephraser.tasks import TASKS_DIR
+from rephraser.tasks import with_tasks_dir
 
 _PATCHED = "__rephraser_patched__"
 
@@ -49,13 +48,6 @@ def patch_task_manager(module) -> bool:
     setattr(__init__, _PATCHED, True)
     manager.__init__ = __init__
     return True
-
-
-def with_tasks_dir(include_path):
-    paths = [] if include_path is None else list(include_path) if isinstance(include_path, (list, tuple)) else [include_path]
-    if not any(Path(p).resolve() == TASKS_DIR for p in paths):
-        paths.append(str(TASKS_DIR))
-    return paths
 
 
 def register_models(models_module=None) -> None:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from rephraser.config import check_choice, check_positive
 from rephraser.errors import ConfigError, RephraserError
-from rephraser.sandbox.isolation import ISOLATIONS, check_available, launch_command, site_packages, switches_uid
+from rephraser.sandbox.isolation import ISOLATIONS, check_available, launch_command, scrubbed_env, site_packages, switches_uid
 
 OUTCOMES = ("passed", "failed", "timeout", "crashed", "error")
 
@@ -151,7 +151,7 @@ def _execute(program: Program, config: SandboxConfig, work: Path, private: Path,
         proc = subprocess.Popen(
             launch_command(work, uid, config.isolation, fd), cwd=work, stdin=subprocess.PIPE,
             stdout=files["stdout"], stderr=files["stderr"], pass_fds=(fd,), start_new_session=True,
-            env={} if config.isolation == "namespaces" else _rlimits_env(work))
+            env={} if config.isolation == "namespaces" else scrubbed_env(str(work)))  # bwrap sets its own
     finally:
         for fh in files.values():
             fh.close()
@@ -161,12 +161,6 @@ def _execute(program: Program, config: SandboxConfig, work: Path, private: Path,
     out, err = _read_capped(paths["stdout"], config.output_bytes), _read_capped(paths["stderr"], config.output_bytes)
     outcome, detail = classify(proc.returncode, timed_out, result_text, nonce, config)
     return Result(program.task_id, outcome, detail, out, err, seconds)
-
-
-def _rlimits_env(work: Path) -> dict[str, str]:
-    from rephraser.sandbox.isolation import scrubbed_env
-
-    return scrubbed_env(str(work))
 
 
 def _wait(proc: subprocess.Popen, nonce: str, config: SandboxConfig, start: float) -> bool:

@@ -14,9 +14,16 @@ from pathlib import Path
 TASKS_DIR = Path(__file__).resolve().parent
 
 
+def with_tasks_dir(include_path) -> list:
+    """`include_path` (None, one path or a list) as a list that contains TASKS_DIR once."""
+    paths = [] if include_path is None else list(include_path) if isinstance(include_path, (list, tuple)) else [include_path]
+    if not any(Path(p).resolve() == TASKS_DIR for p in paths):
+        paths.append(str(TASKS_DIR))
+    return paths
+
+
 def task_manager(include_path=None, **kwargs):
     """lm-eval's TaskManager with these tasks added to `include_path`."""
     from lm_eval.tasks import TaskManager
 
-    paths = [] if include_path is None else list(include_path) if isinstance(include_path, (list, tuple)) else [include_path]
-    return TaskManager(include_path=[*paths, str(TASKS_DIR)], **kwargs)
+    return TaskManager(include_path=with_tasks_dir(include_path), **kwargs)

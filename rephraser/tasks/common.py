@@ -17,6 +17,7 @@ import re
 import datasets
 
 from rephraser.data import sources
+from rephraser.errors import InputError
 
 log = logging.getLogger("rephraser.tasks")
 
@@ -61,7 +62,7 @@ def gsm8k_dataset(variant: str = "original", gsm8k_path=None, rephrased_gsm8k_pa
 
 def _check_aligned(path, rephrased: list, original: list) -> None:
     if len(rephrased) != len(original):
-        raise sources.InputError(path, f"{len(rephrased)} records, but the original has {len(original)}: "
+        raise InputError(path, f"{len(rephrased)} records, but the original has {len(original)}: "
                                  "a rephrased file must be index-aligned with its original")
 
 
