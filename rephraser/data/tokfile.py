@@ -1,7 +1,7 @@
 """The token-file format: `X.tok`, `X.msk`, `X.idx` (numpy .npy files) plus a `X.tok.json` sidecar.
 
     with TokenFileWriter("gsm8k.tok", layout="padded", max_seq_len=1536, dtype=np.uint16, pad_id=0) as w:
-        w.add(ids, ignore)                  # one sample: token ids and a bool "no loss here" mask
+        w.add_batch(ids_list, ignore_list)  # samples: token ids and bool "no loss here" masks
         w.commit(meta)                      # all four files appear together, or none do
     tf = TokenFile("gsm8k.tok")             # also reads the study's own .tok/.idx/.msk files
     len(tf); tf[i].ids, tf[i].ignore        # real tokens only, padding removed
@@ -74,9 +74,6 @@ class TokenFileWriter:
         path = temp_beside(self.paths["tok"], "." + tag)
         self._tmp.append(path)
         return path
-
-    def add(self, ids, ignore) -> None:
-        self.add_batch([ids], [ignore])
 
     def add_batch(self, ids_list, ignore_list) -> None:
         """Append samples: id sequences and bool ignore masks of the same lengths."""
