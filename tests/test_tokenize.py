@@ -154,7 +154,10 @@ def test_batch_size_and_gzip_do_not_change_the_bytes(tmp_path, bpe_tokenizer):
 def test_sidecar_records_tokenizer_source_and_counts(tmp_path, spm_tokenizers):
     cfg, report = run(tmp_path, spm_tokenizers[1], max_seq_len=64)
     meta = json.loads(report.paths["meta"].read_text())
-    assert meta["format_version"] == 1 and meta["layout"] == "padded" and meta["dtype"] == "uint16"
+    assert meta["format_version"] == 2 and meta["layout"] == "padded" and meta["dtype"] == "uint16"
+    for key in ("tok", "msk", "idx"):  # each file's identity, so a mixed set is caught
+        path = report.paths[key]
+        assert meta["files"][key] == {"bytes": path.stat().st_size, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
     assert meta["source"]["sha256"] == hashlib.sha256(Path(cfg.input).read_bytes()).hexdigest()
     assert meta["tokenizer"]["vocab_size"] == 1000 and meta["tokenizer"]["unk_id"] == 0 and meta["pad_id"] == 0
     assert meta["tokenizer"]["bos_id"] == 1 and meta["tokenizer"]["eos_id"] == 2

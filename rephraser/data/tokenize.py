@@ -27,8 +27,9 @@ from rephraser import __version__
 from rephraser.config import check_choice, check_positive
 from rephraser.data.encode import batch_encoder, encode_distinct
 from rephraser.data.rows import RowReader
-from rephraser.data.tokfile import LAYOUTS, TokenFileWriter, token_dtype
+from rephraser.data.tokfile import LAYOUTS, MAX_SEQ_LEN, TokenFileWriter, companion_paths, token_dtype
 from rephraser.errors import ConfigError, InputError
+from rephraser.modelref import resolve_model
 
 OVERFLOW_ACTIONS = ("truncate", "drop", "error")
 
@@ -50,7 +51,7 @@ class TokenizeConfig:
     debug: bool = field(default=False, metadata={"help": "print the first sample decoded"})
 
     def __post_init__(self):
-        check_positive("max_seq_len", self.max_seq_len)
+        check_positive("max_seq_len", self.max_seq_len, maximum=MAX_SEQ_LEN)
         check_positive("batch_size", self.batch_size)
         check_choice("layout", self.layout, LAYOUTS)
         check_choice("on_overflow", self.on_overflow, OVERFLOW_ACTIONS)
@@ -132,29 +133,48 @@ def load_tokenizer(model: str):
     from transformers import AutoTokenizer  # slow import: only when a tokenizer is needed
 
     try:
+        model = resolve_model(model)
+    except ConfigError as e:
+        raise InputError(model, f"cannot load a tokenizer: {str(e).rsplit(': ', 1)[-1]}") from None
+    try:
         return AutoTokenizer.from_pretrained(model)
     except (OSError, ValueError) as e:
         raise InputError(model, f"cannot load a tokenizer: {e}") from None
 
 
+def check_not_input(input_path, tok_path) -> None:
+    """Refuse outputs that would overwrite the input (`--in x.tok --out x.tok`, `--in x.msk --out x.tok`)."""
+    source = Path(input_path)
+    for path in companion_paths(tok_path).values():
+        if path.resolve() == source.resolve() or (path.exists() and source.exists() and os.path.samefile(path, source)):
+            raise InputError(source, f"the output {path} would overwrite the input: choose another --out")
+
+
 def tokenize_file(cfg: TokenizeConfig, tokenizer=None, log=print) -> TokenizeReport:
     """Tokenize `cfg.input` into token files; all outputs appear together at the end, or none do."""
+    check_not_input(cfg.input, cfg.out_path())
+    reader = RowReader(cfg.input)
     tokenizer = tokenizer if tokenizer is not None else load_tokenizer(cfg.model)
     specials = SpecialIds.of(tokenizer, cfg.model)
     vocab_size = len(tokenizer)
-    reader = RowReader(cfg.input)
-    writer = TokenFileWriter(cfg.out_path(), cfg.layout, cfg.max_seq_len, token_dtype(vocab_size), specials.pad)
+    try:
+        writer = TokenFileWriter(cfg.out_path(), cfg.layout, cfg.max_seq_len, token_dtype(vocab_size), specials.pad)
+    except OSError as e:
+        raise InputError(cfg.out_path(), f"cannot write the output here: {e.strerror or e}") from None
     report = TokenizeReport(paths=writer.paths)
     encode = batch_encoder(tokenizer)
     with writer:
         rows = tqdm(reader, desc=f"tokenize {Path(cfg.input).name}", unit=" rows", disable=None)
-        for batch in _batches(rows, cfg.batch_size):
-            kept = [r for r in batch if not r.is_empty]
-            report.empty_lines += [r.line for r in batch if r.is_empty]
-            if kept:
-                _encode_batch(kept, encode, specials, vocab_size, cfg, writer, report)
-        report.lines, report.blank_lines = reader.lines, reader.blank_lines
-        writer.commit(_sidecar(cfg, tokenizer, specials, reader, report))
+        try:
+            for batch in _batches(rows, cfg.batch_size):
+                kept = [r for r in batch if not r.is_empty]
+                report.empty_lines += [r.line for r in batch if r.is_empty]
+                if kept:
+                    _encode_batch(kept, encode, specials, vocab_size, cfg, writer, report)
+            report.lines, report.blank_lines = reader.lines, reader.blank_lines
+            writer.commit(_sidecar(cfg, tokenizer, specials, reader, report))
+        except OSError as e:  # disk full, permissions: nothing was published (the writer removes its temp files)
+            raise InputError(cfg.out_path(), f"cannot write the output: {e.strerror or e}") from None
     log(report.summary(cfg))
     if cfg.debug and report.samples:
         _print_first_sample(cfg, tokenizer, log)

@@ -16,6 +16,9 @@ Llama-3 ids silently).
 
 Files are streamed to temp files beside the outputs (each byte written once) and renamed at commit,
 so a crash or an error leaves no partial output and a file larger than memory is never held in memory.
+The sidecar records each file's size and sha256 and is published first: a set whose renames were cut
+short (or a file replaced by hand) no longer matches its sidecar, and `TokenFile` refuses it (sizes at
+every open; `verify()` compares the hashes, as the trainer does before it trains).
 """
 
 from __future__ import annotations
@@ -28,10 +31,13 @@ from pathlib import Path
 
 import numpy as np
 
-from rephraser.atomic import publish, temp_beside
+from rephraser.atomic import make_dirs, publish, remove_dirs, temp_beside
+from rephraser.digest import sha256_file
 from rephraser.errors import InputError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the sidecar records each file's bytes and sha256 ("files")
+DATA_FILES = ("tok", "msk", "idx")
+MAX_SEQ_LEN = 1 << 22  # 4 M tokens: beyond any model's context; a larger value is a typo (and padded rows that wide OOM)
 MASK_REAL = 0b01
 MASK_IGNORE = 0b10
 LAYOUTS = ("padded", "ragged")
@@ -66,6 +72,7 @@ class TokenFileWriter:
         self.layout, self.max_seq_len, self.pad_id = layout, max_seq_len, pad_id
         self.dtype = np.dtype(dtype)
         self._tmp: list[Path] = []
+        self._created_dirs = make_dirs(self.paths["tok"].parent)
         self._staged_tok, self._staged_msk = self._temp_file("tok"), self._temp_file("msk")
         self._fh_tok, self._fh_msk = _open_npy_stream(self._staged_tok), _open_npy_stream(self._staged_msk)
         self.lengths: list[int] = []
@@ -109,11 +116,22 @@ class TokenFileWriter:
         staged = {"tok": self._staged_tok, "msk": self._staged_msk, "idx": self._temp_file("idx"), "meta": self._temp_file("json")}
         with open(staged["idx"], "wb") as fh:  # a handle: np.save(path) would append ".npy" to the temp name
             np.save(fh, index)
+        files = {key: {"bytes": staged[key].stat().st_size, "sha256": sha256_file(staged[key])} for key in DATA_FILES}
         full_meta = {"format_version": FORMAT_VERSION, "layout": self.layout, "dtype": self.dtype.name,
-                     "max_seq_len": self.max_seq_len, "pad_id": self.pad_id, "num_samples": n, **meta}
+                     "max_seq_len": self.max_seq_len, "pad_id": self.pad_id, "num_samples": n, "files": files, **meta}
         staged["meta"].write_text(json.dumps(full_meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        for key in ("idx", "msk", "tok", "meta"):  # the sidecar last: its presence marks a complete set
-            publish(staged[key], self.paths[key])
+        _check_targets(self.paths)
+        # The sidecar first: from here on, any mix of new and old files fails the sidecar's size/hash check.
+        published = []
+        try:
+            for key in ("meta", "idx", "msk", "tok"):
+                publish(staged[key], self.paths[key])
+                published.append(key)
+        except OSError as e:
+            if published:
+                raise InputError(self.paths["tok"], f"renaming the new files failed after {published} ({e}): the set is "
+                                 "incomplete (its sidecar no longer matches) - rerun rephraser tokenize") from None
+            raise
         return self.paths
 
     def abort(self) -> None:
@@ -121,6 +139,7 @@ class TokenFileWriter:
             fh.close()
         for path in self._tmp:
             path.unlink(missing_ok=True)
+        remove_dirs(self._created_dirs)
 
     def __enter__(self):
         return self
@@ -128,6 +147,13 @@ class TokenFileWriter:
     def __exit__(self, exc_type, *_):
         if exc_type is not None:
             self.abort()
+
+
+def _check_targets(paths: dict[str, Path]) -> None:
+    """Before the first rename: every target must be replaceable by a file."""
+    for path in paths.values():
+        if path.is_dir():
+            raise InputError(path, "is a directory: cannot write a token file there (choose another --out)")
 
 
 # A .npy file is a header then the raw array. We reserve a fixed-size header, stream the data after it,
@@ -155,13 +181,16 @@ def _finish_npy_stream(fh, dtype: np.dtype, shape: tuple) -> None:
 
 
 class TokenFile:
-    """Read-only view of a token file of either layout, memory-mapped; `tf[i]` gives a Sample."""
+    """Read-only view of a token file of either layout, memory-mapped; `tf[i]` gives a Sample.
+    Refuses sets whose files do not belong together (sizes against the sidecar, shapes, index)."""
 
     def __init__(self, tok_path: str | os.PathLike):
         self.paths = companion_paths(tok_path)
         for key in ("tok", "idx"):
             if not self.paths[key].is_file():
                 raise InputError(self.paths[key], "missing (a token file needs its .tok and .idx)")
+        self.meta = _read_sidecar(self.paths["meta"])
+        self._check_sidecar_sizes()
         try:
             self.tokens = np.lib.format.open_memmap(self.paths["tok"], mode="r")
             self.index = np.lib.format.open_memmap(self.paths["idx"], mode="r")
@@ -169,17 +198,52 @@ class TokenFile:
             self.mask = np.lib.format.open_memmap(self.paths["msk"], mode="r") if has_mask else None
         except ValueError as e:
             raise InputError(self.paths["tok"], f"not a readable .npy token file set: {e}") from None
-        self.meta = json.loads(self.paths["meta"].read_text("utf-8")) if self.paths["meta"].is_file() else {}
         self.layout = "padded" if self.tokens.ndim == 2 else "ragged"
         self._check_shapes()
+        self._check_ids()
+
+    def _check_sidecar_sizes(self) -> None:
+        for key, recorded in self.meta.get("files", {}).items():
+            if key in DATA_FILES and self.paths[key].is_file() and self.paths[key].stat().st_size != recorded.get("bytes"):
+                raise InputError(self.paths[key], f"does not belong with {self.paths['meta'].name} ({self.paths[key].stat().st_size} "
+                                 f"bytes, the sidecar says {recorded.get('bytes')}): the set is incomplete or mixed; rerun rephraser tokenize")
 
     def _check_shapes(self) -> None:
+        if self.mask is None and self.layout == "padded":
+            raise InputError(self.paths["msk"], "missing: a padded token file needs its mask (without it, padding "
+                             "would be trained on as if it were text)")
         if self.mask is not None and self.mask.shape != self.tokens.shape:
             raise InputError(self.paths["msk"], f"shape {self.mask.shape} != tokens {self.tokens.shape}")
-        n_rows = self.tokens.shape[0] if self.layout == "padded" else int(self.index[-1]) if len(self.index) else 0
-        expected = len(self.index) - 1 if self.layout == "padded" else len(self.tokens)
-        if self.index.ndim != 1 or len(self.index) < 1 or n_rows != expected:
-            raise InputError(self.paths["idx"], f"index of {len(self.index)} entries does not match tokens {self.tokens.shape}")
+        if self.index.ndim != 1 or len(self.index) < 1:
+            raise InputError(self.paths["idx"], f"expected a 1-D index with at least one entry, got shape {self.index.shape}")
+        if self.layout == "padded":
+            if len(self.index) - 1 != self.tokens.shape[0]:
+                raise InputError(self.paths["idx"], f"index of {len(self.index)} entries does not match tokens {self.tokens.shape}")
+        else:
+            index = np.asarray(self.index)
+            if index[0] != 0 or np.any(np.diff(index) < 0) or index[-1] != len(self.tokens):
+                raise InputError(self.paths["idx"], f"offsets must start at 0, never decrease and end at the {len(self.tokens)} "
+                                 f"tokens of {self.paths['tok'].name} (got {index[0]}..{index[-1]}, "
+                                 f"{int(np.sum(np.diff(index) < 0))} decreasing)")
+        expected = self.meta.get("num_samples")
+        if expected is not None and expected != len(self):
+            raise InputError(self.paths["tok"], f"holds {len(self)} samples, its sidecar says {expected}: the files do not belong together")
+
+    def _check_ids(self) -> None:
+        if self.tokens.dtype.kind not in "ui":
+            raise InputError(self.paths["tok"], f"token ids must be integers, got dtype {self.tokens.dtype}")
+        if self.tokens.dtype.kind == "i" and self.tokens.size and int(np.min(self.tokens)) < 0:
+            raise InputError(self.paths["tok"], f"negative token id {int(np.min(self.tokens))}")
+
+    def verify(self) -> dict[str, str]:
+        """sha256 of each file, checked against the sidecar's record when there is one (the study's own
+        files have none). Returns {"tok": ..., "msk": ..., "idx": ...}: the content identity of the set."""
+        digests = {key: sha256_file(self.paths[key]) for key in DATA_FILES if self.paths[key].is_file()}
+        for key, recorded in self.meta.get("files", {}).items():
+            if key in digests and recorded.get("sha256") != digests[key]:
+                raise InputError(self.paths[key], f"content does not match {self.paths['meta'].name} (sha256 {digests[key][:12]}..., "
+                                 f"recorded {str(recorded.get('sha256'))[:12]}...): the set is mixed; rerun rephraser tokenize")
+        return digests
 
     def __len__(self) -> int:
         return len(self.index) - 1
@@ -189,11 +253,11 @@ class TokenFile:
             raise IndexError(i)
         i %= len(self)
         if self.layout == "padded":
-            ids, mask = self.tokens[i], None if self.mask is None else self.mask[i]
+            ids, mask = self.tokens[i], self.mask[i]
         else:
             lo, hi = int(self.index[i]), int(self.index[i + 1])
             ids, mask = self.tokens[lo:hi], None if self.mask is None else self.mask[lo:hi]
-        if mask is None:  # the original loader's rule: no .msk means no padding and no ignore
+        if mask is None:  # ragged without a mask: no padding and no ignore
             return Sample(np.asarray(ids), np.zeros(len(ids), dtype=bool))
         real = (mask & MASK_REAL).astype(bool)
         return Sample(np.asarray(ids[real]), (mask[real] & MASK_IGNORE).astype(bool))
@@ -202,6 +266,29 @@ class TokenFile:
         """Real tokens per sample, without reading the token ids."""
         if self.layout == "ragged":
             return np.diff(self.index)
-        if self.mask is None:
-            return np.full(len(self), self.tokens.shape[1])
         return (self.mask & MASK_REAL).astype(bool).sum(axis=1)
+
+    def loss_tokens(self) -> int:
+        """Tokens a model is trained on: real, not ignored, and not the first of their sample (nothing
+        predicts it within the sample)."""
+        if self.mask is None:
+            return int(np.maximum(self.lengths() - 1, 0).sum())
+        trained = (np.asarray(self.mask) & (MASK_REAL | MASK_IGNORE)) == MASK_REAL
+        if self.layout == "padded":
+            first = trained[:, 0] if trained.shape[1] else np.zeros(0, bool)  # real tokens start at column 0
+        else:
+            starts = np.asarray(self.index[:-1])[np.diff(self.index) > 0]
+            first = trained[starts]
+        return int(trained.sum() - first.sum())
+
+
+def _read_sidecar(path: Path) -> dict:
+    if not path.is_file():
+        return {}  # the study's own files have no sidecar
+    try:
+        meta = json.loads(path.read_text("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputError(path, f"not valid JSON ({e}); remove it only if the token files are the study's own") from None
+    if not isinstance(meta, dict):
+        raise InputError(path, f"a token-file sidecar must be a JSON object, got {type(meta).__name__}")
+    return meta

@@ -8,7 +8,8 @@ See runner.py (limits, outcomes, pool) and isolation.py (bubblewrap namespaces, 
 """
 
 from rephraser.sandbox.isolation import SandboxUnavailable
-from rephraser.sandbox.runner import OUTCOMES, ExecutionNotAllowed, Program, Result, Sandbox, SandboxConfig
+from rephraser.sandbox.runner import (OUTCOMES, ExecutionNotAllowed, Program, ProgramError, Result, Sandbox, SandboxConfig,
+                                     SandboxFailure, raise_on_errors)
 
 
 def humaneval_program(problem: dict, completion: str, entry_point: str | None = None, task_id: str | None = None) -> Program:
@@ -18,5 +19,5 @@ def humaneval_program(problem: dict, completion: str, entry_point: str | None = 
     return Program(task_id or problem["task_id"], source)
 
 
-__all__ = ["OUTCOMES", "ExecutionNotAllowed", "Program", "Result", "Sandbox", "SandboxConfig", "SandboxUnavailable",
-           "humaneval_program"]
+__all__ = ["OUTCOMES", "ExecutionNotAllowed", "Program", "ProgramError", "Result", "Sandbox", "SandboxConfig",
+           "SandboxFailure", "SandboxUnavailable", "humaneval_program", "raise_on_errors"]

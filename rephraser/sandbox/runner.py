@@ -5,15 +5,21 @@
     results[0].outcome  # "passed" | "failed" | "timeout" | "crashed" | "error"
 
 Nothing runs without consent=True (lm-eval's --confirm_run_unsafe_code, or the caller's explicit flag).
-Each program gets: a private work dir as cwd, stdin from /dev/null, a scrubbed environment, hard limits
-(CPU seconds, address space, file size, open files, processes, no core dumps), stdout/stderr into files
-capped by the file-size limit and truncated on read, its own session and process group killed whole on
-timeout, and (as root) its own uid per worker slot, whose leftover processes are swept after every run.
+Each program gets: a private, size-limited work dir as cwd, stdin from /dev/null, a scrubbed environment,
+hard limits (CPU seconds, address space, file size, open files, processes, no core dumps), stdout/stderr
+into files capped by the file-size limit and truncated on read, its own session and process group killed
+whole on timeout, and (as root) its own uid per worker slot, whose leftover processes are swept after every run.
+
+"error" means the sandbox itself failed (it could not start the program): that is never a verdict on the
+program. `Sandbox()` first runs a probe program exactly as it will run the real ones and refuses to start
+(SandboxUnavailable) if that fails; callers that score programs stop on an "error" result
+(`raise_on_errors`) instead of counting it as a failed sample.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import queue
 import secrets
@@ -21,6 +27,7 @@ import select
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -29,13 +36,28 @@ from pathlib import Path
 
 from rephraser.config import check_choice, check_positive
 from rephraser.errors import ConfigError, RephraserError
-from rephraser.sandbox.isolation import ISOLATIONS, check_available, launch_command, scrubbed_env, site_packages, switches_uid
+from rephraser.sandbox.isolation import (ISOLATIONS, WEAKER, SandboxUnavailable, check_available, launch_command,
+                                         scrubbed_env, site_packages, switches_uid)
 
 OUTCOMES = ("passed", "failed", "timeout", "crashed", "error")
 
 
 class ExecutionNotAllowed(RephraserError):
     """Model-written code may run only after the user opts in."""
+
+
+class SandboxFailure(RephraserError):
+    """The sandbox could not run a program (an infrastructure failure, not the program's outcome)."""
+
+
+def raise_on_errors(results: list["Result"]) -> None:
+    """Stop, with the reason, if any result is "error": scoring it as a failed sample would be a wrong number."""
+    errors = [r for r in results if r.outcome == "error"]
+    if errors:
+        first = errors[0]
+        raise SandboxFailure(f"the sandbox failed to run {len(errors)} of {len(results)} program(s) (first: {first.task_id}: "
+                             f"{first.detail}{'; ' + first.stderr.strip().splitlines()[-1] if first.stderr.strip() else ''}); "
+                             "no score is reported rather than a wrong one")
 
 
 @dataclass
@@ -48,15 +70,17 @@ class SandboxConfig:
     processes: int = field(default=32, metadata={"help": "RLIMIT_NPROC for the slot's uid (threads count too)"})
     output_bytes: int = field(default=64 * 1024, metadata={"help": "stdout/stderr kept per program"})
     workers: int = field(default_factory=lambda: os.cpu_count() or 1, metadata={"help": "programs run at once"})
+    disk_mb: int = field(default=64, metadata={"help": "size of the program's writable space (its work dir and /tmp, "
+                                                        "each a tmpfs of this size; namespaces isolation only)"})
     isolation: str = field(default="namespaces", metadata={"help": f"one of {ISOLATIONS}; 'rlimits' is weaker"})
     base_uid: int = field(default=61000, metadata={"help": "slot k runs as uid base_uid + k (when run as root)"})
 
     def __post_init__(self):
         check_choice("isolation", self.isolation, ISOLATIONS)
-        for name in ("cpu_s", "memory_mb", "file_size_mb", "open_files", "processes", "output_bytes", "workers"):
+        for name in ("cpu_s", "memory_mb", "file_size_mb", "open_files", "processes", "output_bytes", "workers", "disk_mb"):
             check_positive(name, getattr(self, name))
-        if not self.timeout_s > 0:
-            raise ConfigError(f"timeout_s: expected a positive number, got {self.timeout_s!r}")
+        if not (isinstance(self.timeout_s, (int, float)) and math.isfinite(self.timeout_s) and self.timeout_s > 0):
+            raise ConfigError(f"timeout_s: expected a positive, finite number of seconds, got {self.timeout_s!r}")
 
     def rlimits(self) -> dict[str, tuple[int, int]]:
         mb = 1024 * 1024
@@ -65,10 +89,21 @@ class SandboxConfig:
                 "RLIMIT_NPROC": (self.processes,) * 2, "RLIMIT_CORE": (0, 0)}
 
 
+class ProgramError(RephraserError):
+    """A program that cannot be handed to an interpreter at all."""
+
+
 @dataclass(frozen=True)
 class Program:
     task_id: str
     source: str
+
+    def __post_init__(self):
+        try:
+            self.source.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise ProgramError(f"program {self.task_id}: source is not valid Unicode (lone surrogate "
+                               f"{self.source[e.start]!r} at character {e.start})") from None
 
 
 @dataclass
@@ -98,6 +133,24 @@ class Sandbox:
         self.slots: queue.Queue[int] = queue.Queue()
         for slot in range(self.config.workers):
             self.slots.put(slot)
+        try:
+            self._probe()
+        except BaseException:
+            self.close()
+            raise
+
+    def _probe(self) -> None:
+        """Start the real interpreter exactly as programs will be started; fail closed if it cannot run."""
+        key = (self.config.isolation, self.config.base_uid, self.config.disk_mb, self.config.memory_mb, sys.executable)
+        if key in _PROBED:
+            return
+        result = self._run_on_a_slot(Program("sandbox-probe", "import sys\nassert sys.flags.isolated\n"))
+        if not result.passed:
+            why = result.stderr.strip().splitlines()[-1:] or [result.detail]
+            raise SandboxUnavailable(f"the sandbox cannot run {sys.executable} ({result.outcome}: {result.detail}; {why[0]}). "
+                                     "If the interpreter or its site-packages are not readable by other users (the "
+                                     f"sandbox runs programs as uid {self.config.base_uid}+), make them so; or {WEAKER}")
+        _PROBED.add(key)
 
     def run(self, programs: list[Program]) -> list[Result]:
         """Run all programs on `workers` slots; results in the order of `programs`."""
@@ -122,13 +175,17 @@ class Sandbox:
         self.close()
 
 
+_PROBED: set[tuple] = set()
+
+
 def run_one(program: Program, config: SandboxConfig, root: Path, uid: int | None) -> Result:
     """One program in one fresh interpreter; never raises for anything the program does."""
     work = Path(tempfile.mkdtemp(dir=root, prefix="run-"))
     private = Path(tempfile.mkdtemp(dir=root, prefix="out-"))  # not visible to the program
     try:
         (work / "program.py").write_text(program.source, encoding="utf-8")
-        if uid is not None:
+        (work / "program.py").chmod(0o644)
+        if uid is not None and config.isolation == "rlimits":  # the work dir is the program's cwd
             os.chown(work, uid, uid)
             os.chown(work / "program.py", uid, uid)
         return _execute(program, config, work, private, uid)
@@ -148,8 +205,9 @@ def _execute(program: Program, config: SandboxConfig, work: Path, private: Path,
     start = time.monotonic()
     try:
         fd = files["result"].fileno()
+        command = launch_command(work / "program.py", uid, config.isolation, config.disk_mb * 1024 * 1024, fd)
         proc = subprocess.Popen(
-            launch_command(work, uid, config.isolation, fd), cwd=work, stdin=subprocess.PIPE,
+            command, cwd=work, stdin=subprocess.PIPE,
             stdout=files["stdout"], stderr=files["stderr"], pass_fds=(fd,), start_new_session=True,
             env={} if config.isolation == "namespaces" else scrubbed_env(str(work)))  # bwrap sets its own
     finally:

@@ -3,6 +3,7 @@
     OUTPUT_DIR/checkpoints/step-00000500/   model, optimizer, scheduler, RNG states + trainer_state.json + COMPLETE
     OUTPUT_DIR/model/                       config, safetensors, tokenizer, generation config (transformers, lm-eval, vLLM)
     OUTPUT_DIR/train_config.yaml            the resolved TrainConfig
+    OUTPUT_DIR/run.json                     what a resumption must match: model, data content hashes, settings
 
 A checkpoint is written to `step-N.tmp`, marked COMPLETE, then renamed; one without the marker (a kill during
 the write) is never resumed from and is removed by the next save.
@@ -14,9 +15,8 @@ import json
 import shutil
 from pathlib import Path
 
-import yaml
-
-from rephraser.errors import ConfigError
+from rephraser.atomic import atomic_write_text
+from rephraser.errors import ConfigError, RephraserError
 
 MARKER = "COMPLETE"
 STATE = "trainer_state.json"
@@ -32,21 +32,52 @@ def complete_checkpoints(output_dir) -> list[Path]:
     return sorted(found, key=lambda p: int(p.name.split("-")[1]))
 
 
-def check_output_dir(output_dir, cfg_dict: dict, resume: str) -> None:
-    """Refuse an output dir whose checkpoints belong to another run (other model or data), or that would
-    be silently overwritten (--resume none with checkpoints present)."""
-    saved = Path(output_dir) / "train_config.yaml"
+RUN_RECORD = "run.json"
+
+
+def check_output_dir(output_dir, identity: dict, resume: str) -> None:
+    """Refuse an output dir whose checkpoints belong to another run, or that would be silently
+    overwritten (--resume none with checkpoints present). `identity` is {"model", "data", "config"}:
+    the model's resolved path (or hub id), every data file's resolved path and content hashes, and the
+    run-defining settings; a resumed run must match all of them (a changed --lr or a re-tokenized file
+    would otherwise mix two runs in one set of weights)."""
     if not complete_checkpoints(output_dir):
         return
     if resume == "none":
         raise ConfigError(f"output_dir: {output_dir} already holds checkpoints; use --resume auto to continue "
                           "or another --output-dir")
-    if saved.is_file():
-        before = yaml.safe_load(saved.read_text())
-        for key in ("model", "data", "packing", "max_seq_len", "seed"):
-            if before.get(key) != cfg_dict.get(key):
-                raise ConfigError(f"output_dir: {output_dir} holds checkpoints of another run ({key}: "
-                                  f"{before.get(key)!r} there, {cfg_dict.get(key)!r} now); use another --output-dir")
+    record = Path(output_dir) / RUN_RECORD
+    if not record.is_file():
+        raise ConfigError(f"output_dir: {output_dir} holds checkpoints but no {RUN_RECORD} (another tool's, or an "
+                          "older rephraser's run): use another --output-dir")
+    before = json.loads(record.read_text())
+    changes = _differences(before, json.loads(json.dumps(identity)))
+    if changes:
+        listed = "; ".join(changes[:8]) + (f"; ... ({len(changes)} in all)" if len(changes) > 8 else "")
+        raise ConfigError(f"output_dir: {output_dir} holds checkpoints of another run ({listed}). Resume with the "
+                          "same model, data and settings, or use another --output-dir")
+
+
+def _differences(before, now, where: str = "") -> list[str]:
+    if isinstance(before, dict) and isinstance(now, dict):
+        return [d for key in sorted(set(before) | set(now), key=str)
+                for d in _differences(before.get(key), now.get(key), f"{where}.{key}" if where else str(key))]
+    if isinstance(before, list) and isinstance(now, list) and len(before) == len(now):
+        return [d for i, (a, b) in enumerate(zip(before, now)) for d in _differences(a, b, f"{where}[{i}]")]
+    return [] if before == now else [f"{where.removeprefix('config.')}: {_short(before)} there, {_short(now)} now"]
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def write_run_record(output_dir, identity: dict) -> None:
+    atomic_write_text(Path(output_dir) / RUN_RECORD, json.dumps(identity, indent=2) + "\n")
+
+
+class CheckpointWriteError(RephraserError):
+    """A checkpoint could not be written (disk full, quota, permissions); the previous one is intact."""
 
 
 def save_checkpoint(accelerator, output_dir, step: int, state: dict, keep_last: int) -> Path:
@@ -58,11 +89,20 @@ def save_checkpoint(accelerator, output_dir, step: int, state: dict, keep_last: 
         for stale in folder.glob("*.tmp"):  # left by a kill during an earlier save
             shutil.rmtree(stale, ignore_errors=True)
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp))  # collective: every rank writes its shards
-    accelerator.wait_for_everyone()
+    try:
+        accelerator.save_state(str(tmp))  # collective: every rank writes its shards
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            (tmp / STATE).write_text(json.dumps(state, indent=2))
+            (tmp / MARKER).touch()
+    except (OSError, RuntimeError) as e:  # torch's writer reports ENOSPC/EFBIG as RuntimeError
+        shutil.rmtree(tmp, ignore_errors=True)  # give the space back; never resumed from (no marker)
+        previous = complete_checkpoints(output_dir)
+        intact = f"the previous checkpoint {previous[-1]} is intact" if previous else "no earlier checkpoint exists"
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise CheckpointWriteError(f"cannot write checkpoint {tmp} ({reason}); {intact}. Free space and rerun with "
+                                   "--resume auto") from None
     if accelerator.is_main_process:
-        (tmp / STATE).write_text(json.dumps(state, indent=2))
-        (tmp / MARKER).touch()
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)
         for old in complete_checkpoints(output_dir)[:-keep_last]:

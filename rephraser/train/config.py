@@ -8,10 +8,14 @@ Process count, mixed precision and FSDP/DDP belong to the launcher (`accelerate 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from rephraser.config import check_choice, check_positive
+from rephraser.data.tokfile import MAX_SEQ_LEN
 from rephraser.errors import ConfigError
+
+# Fields that may change between a run and its resumption: they do not change what is trained.
+OPERATIONAL_FIELDS = ("resume", "save_every", "keep_last", "log_every")
 
 
 @dataclass
@@ -54,7 +58,8 @@ class TrainConfig:
             raise ConfigError(f"epochs: expected a positive number, got {self.epochs!r}")
         if self.max_steps is not None:
             check_positive("max_steps", self.max_steps)
-        for name in ("max_seq_len", "micro_batch_rows", "grad_accum", "keep_last", "log_every"):
+        check_positive("max_seq_len", self.max_seq_len, maximum=MAX_SEQ_LEN)
+        for name in ("micro_batch_rows", "grad_accum", "keep_last", "log_every"):
             check_positive(name, getattr(self, name))
         check_positive("save_every", self.save_every, allow_zero=True)
         check_choice("lr_schedule", self.lr_schedule, ("cosine", "linear", "constant"))
@@ -73,3 +78,7 @@ class TrainConfig:
 
     def warmup_steps(self, total: int) -> int:
         return math.ceil(self.warmup_ratio * total)
+
+    def run_fields(self) -> dict:
+        """The settings that define what is trained (model and data are compared by identity, not spelling)."""
+        return {k: v for k, v in asdict(self).items() if k not in OPERATIONAL_FIELDS + ("model", "data", "output_dir")}

@@ -28,12 +28,26 @@ IGNORE = -100
 
 class TrainData:
     def __init__(self, paths: list[str]):
-        self.files = [TokenFile(p) for p in paths]  # InputError on missing or unreadable files
+        self.files = [TokenFile(p) for p in paths]  # InputError on missing, unreadable or mixed sets
         if not any(len(f) for f in self.files):
             raise InputError(paths[0], "the token files hold no samples")
+        for f in self.files:
+            if len(f) and f.loss_tokens() == 0:
+                raise InputError(f.paths["tok"], "has no token to train on (every token is masked, or every sample is "
+                                 "a single token): the loss would be 0 at every step")
         self.owner = np.concatenate([np.full(len(f), i) for i, f in enumerate(self.files)])
         self.local = np.concatenate([np.arange(len(f)) for f in self.files])
         self.lengths = np.concatenate([f.lengths() for f in self.files]).astype(np.int64)
+
+    def identity(self) -> list[dict]:
+        """Resolved path and content hashes of every file (checked against their sidecars): what a resumed
+        run must find again, so a re-tokenized file at the same path is not mistaken for the same data."""
+        return [{"path": str(f.paths["tok"].resolve()), "sha256": f.verify()} for f in self.files]
+
+    def truncation(self, max_seq_len: int) -> tuple[int, int]:
+        """(samples longer than max_seq_len, tokens those lose) when cut to max_seq_len."""
+        over = self.lengths[self.lengths > max_seq_len]
+        return len(over), int((over - max_seq_len).sum())
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -49,8 +63,9 @@ class TrainData:
                 raise InputError(f.paths["tok"], f"made with a tokenizer of {made_with} tokens, but the model's "
                                  f"vocabulary has {vocab_size}: tokenize with the model's own tokenizer")
             top = int(np.max(f.tokens)) if f.tokens.size else 0
-            if top >= vocab_size and (f.mask is None or _max_real_id(f) >= vocab_size):
-                raise InputError(f.paths["tok"], f"token id {_max_real_id(f)} is out of range for a vocabulary of {vocab_size}")
+            real_top = top if top < vocab_size or f.mask is None else _max_real_id(f)  # padding may use any id
+            if real_top >= vocab_size:
+                raise InputError(f.paths["tok"], f"token id {real_top} is out of range for a vocabulary of {vocab_size}")
 
 
 def _max_real_id(f: TokenFile) -> int:
@@ -122,7 +137,8 @@ def collate(data: TrainData, rows: list[list[int]], max_seq_len: int, packing: b
         for d, (ids, ignore) in enumerate(row):
             n = len(ids)
             input_ids[r, start:start + n] = torch.from_numpy(ids.astype(np.int64))
-            lab = torch.from_numpy(np.where(ignore, IGNORE, ids).astype(np.int64))
+            # int64 first: token files are uint16/uint32, where -100 would wrap to 65436 / 4294967196
+            lab = torch.from_numpy(np.where(ignore, IGNORE, ids.astype(np.int64)))
             lab[0] = IGNORE
             labels[r, start:start + n] = lab
             position_ids[r, start:start + n] = torch.arange(n)

@@ -9,6 +9,7 @@ next step boundary and exits with EXIT_PREEMPTED.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -20,6 +21,8 @@ from tqdm import tqdm
 
 from rephraser.config import build_parser, resolve, save_config
 from rephraser.errors import RephraserError
+from rephraser.locking import output_lock
+from rephraser.modelref import model_identity, resolve_model
 from rephraser.train import checkpoint as ckpt
 from rephraser.train.config import TrainConfig
 from rephraser.train.data import EpochPlan, TrainData, collate, loss_tokens
@@ -37,6 +40,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def train(cfg: TrainConfig) -> int:
+    """`rephraser train`: the same trainer in this process; returns the exit status (75 after a SIGTERM save)."""
+    return Trainer(cfg).run()
+
+
 class Trainer:
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
@@ -48,7 +56,10 @@ class Trainer:
         mixed = os.environ.get("ACCELERATE_MIXED_PRECISION") or ("bf16" if torch.cuda.is_available() else "no")
         self.accelerator = Accelerator(gradient_accumulation_steps=self.cfg.grad_accum, mixed_precision=mixed,
                                        log_with="tensorboard", project_dir=self.cfg.output_dir)
+        lock = contextlib.ExitStack()
         try:
+            if self.accelerator.is_main_process:  # one run per output dir (the lock goes when this process does)
+                lock.enter_context(output_lock(self.cfg.output_dir, "training run"))
             self.setup()
             stopped = self.train()
             if stopped:
@@ -57,17 +68,25 @@ class Trainer:
             return 0
         finally:
             self.accelerator.end_training()  # closes trackers; destroys the process group when distributed
+            lock.close()
 
     # ------------------------------------------------------------------ setup
     def setup(self) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer, get_scheduler
 
         cfg, acc = self.cfg, self.accelerator
-        ckpt.check_output_dir(cfg.output_dir, asdict(cfg), cfg.resume)
+        model_name = resolve_model(cfg.model)
         self.data = TrainData(cfg.data)
+        identity = {"model": model_identity(model_name), "data": self.data.identity(), "config": cfg.run_fields()}
+        ckpt.check_output_dir(cfg.output_dir, identity, cfg.resume)
+        cut, cut_tokens = self.data.truncation(cfg.max_seq_len)
+        if cut:
+            acc.print(f"warning: {cut} of {len(self.data)} samples are longer than --max-seq-len {cfg.max_seq_len} and are "
+                      f"cut to it ({cut_tokens} tokens not trained on); raise --max-seq-len to keep them whole")
+        self.truncated = {"samples": cut, "tokens": cut_tokens}
         torch.manual_seed(cfg.seed)
-        self.tokenizer = AutoTokenizer.from_pretrained(cfg.model)
-        model = AutoModelForCausalLM.from_pretrained(cfg.model, attn_implementation=cfg.attn_implementation, dtype=torch.float32)
+        self.tokenizer = AutoTokenizer.from_pretrained(model_name)
+        model = AutoModelForCausalLM.from_pretrained(model_name, attn_implementation=cfg.attn_implementation, dtype=torch.float32)
         self.data.check_vocab(model.config.vocab_size)
         if cfg.gradient_checkpointing:
             model.gradient_checkpointing_enable()
@@ -93,6 +112,7 @@ class Trainer:
                   f"{acc.num_processes} process(es) x {cfg.micro_batch_rows} rows x {cfg.grad_accum} accumulation; "
                   f"{self.per_epoch} micro-batches per epoch per process; {self.total_steps} optimizer steps")
         if acc.is_main_process:
+            ckpt.write_run_record(cfg.output_dir, identity)
             save_config(cfg, os.path.join(cfg.output_dir, "train_config.yaml"))
         acc.init_trackers("rephraser", config={k: str(v) for k, v in asdict(cfg).items()})
         signal.signal(signal.SIGTERM, self._on_sigterm)
@@ -149,7 +169,8 @@ class Trainer:
             peak = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None
             metrics = {"steps": self.step, "loss_tokens": tokens, "train_seconds": seconds,
                        "loss_tokens_per_s": tokens / max(seconds, 1e-9), "processes": self.accelerator.num_processes,
-                       "peak_gpu_memory_gib": peak}
+                       "peak_gpu_memory_gib": peak, "truncated_samples": self.truncated["samples"],
+                       "truncated_tokens": self.truncated["tokens"]}
             with open(os.path.join(self.cfg.output_dir, "train_metrics.json"), "w") as fh:
                 json.dump(metrics, fh, indent=2)
 
