@@ -1,7 +1,8 @@
 """The `rephraser` command: `rephraser <subcommand> [flags]`; `rephraser <subcommand> --help` lists the flags.
 
 Each subcommand is one config dataclass (flags generated from it, `--config file.yaml` accepted) and
-one function. Errors in the user's input print one line and exit 1; usage errors exit 2.
+one function. Errors in the user's input print one line and exit 1; usage errors exit 2. A function may
+return an int: the exit status (the trainer's 75 after a SIGTERM checkpoint).
 """
 
 from __future__ import annotations
@@ -9,20 +10,32 @@ from __future__ import annotations
 import importlib
 import sys
 
+from rephraser import __version__
 from rephraser.config import build_parser, resolve
 from rephraser.errors import RephraserError
 
 # name -> (module, config class, function, one-line help); imported only when that subcommand runs.
 COMMANDS = {
     "tokenize": ("rephraser.data.tokenize", "TokenizeConfig", "tokenize_file", "JSONL rows -> .tok/.msk/.idx token files"),
+    "train": ("rephraser.train.loop", "TrainConfig", "train", "fine-tune on token files (one process; multi-GPU: "
+              "accelerate launch -m rephraser.train)"),
     "demo": ("rephraser.demo", "DemoConfig", "run_demo", "the offline end-to-end demo"),
+    "lm-eval-hook": ("rephraser.lm_eval_plugin", "HookConfig", "install_hook", "let the plain `lm_eval` find rephraser "
+                     "(editable installs)"),
+}
+DESCRIPTIONS = {
+    "train": "Fine-tune a causal LM on token files in this process (CPU or one GPU). For several GPUs or nodes, "
+             "launch the same trainer through accelerate, which owns the hardware: accelerate launch "
+             "--config_file \"$(python -m rephraser.configs)/accelerate/fsdp2_1node_8gpu.yaml\" -m rephraser.train "
+             "[these flags]",
 }
 
 
 def _usage() -> str:
     width = max(map(len, COMMANDS))
     lines = [f"  {name:<{width}}  {spec[3]}" for name, spec in COMMANDS.items()]
-    return "usage: rephraser <command> [flags]   (rephraser <command> --help)\n\ncommands:\n" + "\n".join(lines)
+    return (f"usage: rephraser <command> [flags]   (rephraser <command> --help)\n       rephraser --version\n\n"
+            "commands:\n" + "\n".join(lines))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage())
         return 0 if argv else 2
+    if argv[0] in ("-V", "--version"):
+        print(f"rephraser {__version__}")
+        return 0
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
         print(f"rephraser: unknown command {name!r}\n{_usage()}", file=sys.stderr)
@@ -37,13 +53,16 @@ def main(argv: list[str] | None = None) -> int:
     module_name, config_name, function_name, _ = COMMANDS[name]
     module = importlib.import_module(module_name)
     config_cls = getattr(module, config_name)
-    args = build_parser(config_cls, prog=f"rephraser {name}").parse_args(rest)
+    args = build_parser(config_cls, prog=f"rephraser {name}", description=DESCRIPTIONS.get(name)).parse_args(rest)
     try:
-        getattr(module, function_name)(resolve(config_cls, args))
+        result = getattr(module, function_name)(resolve(config_cls, args))
     except RephraserError as e:
         print(f"rephraser {name}: error: {e}", file=sys.stderr)
         return 1
-    return 0
+    except KeyboardInterrupt:
+        print(f"rephraser {name}: interrupted", file=sys.stderr)
+        return 130
+    return result if isinstance(result, int) and not isinstance(result, bool) else 0
 
 
 if __name__ == "__main__":

@@ -1,14 +1,23 @@
 """Registering rephraser with lm-eval: the tasks folder on every TaskManager, and the model backends.
 
     import rephraser.lm_eval_plugin as plugin; plugin.register_lm_eval()     # explicit, for other eval code
-The startup hook (rephraser_lm_eval_hook.py, loaded by rephraser-lm-eval.pth) calls patch_task_manager when lm-eval loads; both are idempotent.
+    rephraser lm-eval-hook [--remove]     # write (or remove) the startup hook's .pth: editable installs need it
+
+The startup hook (rephraser_lm_eval_hook.py, loaded by rephraser-lm-eval.pth) calls patch_task_manager when
+lm-eval loads; both are idempotent. A wheel install ships the .pth; an editable install (`pip install -e`)
+cannot carry one, so `rephraser lm-eval-hook` writes it into the interpreter's site-packages. Where .pth
+import lines stop working (PEP 829, Python 3.18), `--include_path "$(python -m rephraser.tasks --path)"`
+and `register_lm_eval()` remain.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
+import sysconfig
 import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from rephraser.tasks import with_tasks_dir
 
@@ -70,3 +79,37 @@ def register_lm_eval() -> None:
 
     patch_task_manager(lm_eval.tasks.manager)
     register_models(lm_eval.models)
+
+
+PTH_NAME = "rephraser-lm-eval.pth"
+
+
+@dataclass
+class HookConfig:
+    """Install the startup hook that lets the plain `lm_eval` command find rephraser (editable installs need this once)."""
+
+    remove: bool = field(default=False, metadata={"help": "remove the hook instead of installing it"})
+    site_packages: str | None = field(default=None, metadata={"help": "where to write it (default: this interpreter's)"})
+
+
+def hook_line() -> str:
+    """The .pth line: skipped when REPHRASER_NO_LM_EVAL_HOOK is set or when the hook module is gone (an
+    uninstalled editable checkout must not break every Python start with an import error)."""
+    import rephraser_lm_eval_hook
+
+    module = str(Path(rephraser_lm_eval_hook.__file__).resolve())
+    return (f'import os; os.environ.get("REPHRASER_NO_LM_EVAL_HOOK") or not os.path.exists({module!r}) '
+            'or __import__("rephraser_lm_eval_hook")\n')
+
+
+def install_hook(cfg: HookConfig, log=print) -> Path:
+    from rephraser.atomic import atomic_write_text
+
+    target = Path(cfg.site_packages or sysconfig.get_paths()["purelib"]) / PTH_NAME
+    if cfg.remove:
+        target.unlink(missing_ok=True)
+        log(f"removed {target}")
+    else:
+        atomic_write_text(target, hook_line())
+        log(f"wrote {target}: `lm_eval` in this environment now finds rephraser's tasks and models")
+    return target

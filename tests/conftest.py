@@ -60,3 +60,28 @@ def tiny_llama(tmp_path_factory, bpe_tokenizer):
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
+
+
+CHAT_PROMPTS = ("Question: Tom has 3 apples and buys 4 more. How many?\nAnswer:", "The capital of")
+
+
+@pytest.fixture(scope="session")
+def tiny_chat(tmp_path_factory, tiny_llama):
+    """The tiny model as an instruct model: ChatML template, `<|im_end|>` emitted after some text for
+    CHAT_PROMPTS[0], and a second EOS id in its generation config that CHAT_PROMPTS[1] reaches."""
+    from rephraser.testing.models import build_tiny_chat_llama
+
+    return build_tiny_chat_llama(tiny_llama, tmp_path_factory.mktemp("tiny-chat"), CHAT_PROMPTS)
+
+
+def pytest_collection_modifyitems(config, items):
+    """`gpu` tests skip cleanly where there is no CUDA (CI never has one)."""
+    if not any("gpu" in item.keywords for item in items):
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        skip = pytest.mark.skip(reason="needs CUDA")
+        for item in items:
+            if "gpu" in item.keywords:
+                item.add_marker(skip)

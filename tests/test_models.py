@@ -170,3 +170,110 @@ def test_vllm_loads_the_trainers_output_directly(tmp_path, tiny_llama, data_dir)
     ours = RephraserVLLM(pretrained=str(exported), dtype="float32", max_model_len=MAX_LEN, enforce_eager=True)
     request = [instance(PROMPTS[0], {"until": [NEVER], "max_gen_toks": 8})]
     assert ours.generate_until(request, disable_tqdm=True) == make_lm("hf", exported).generate_until(request, disable_tqdm=True)
+
+
+# ---------------------------------------------------------------- instruct models: chat templates, several EOS ids
+
+@pytest.fixture(params=["hf", pytest.param("vllm", marks=pytest.mark.vllm)])
+def chat_lm(request, tiny_chat):
+    return request.param, make_lm(request.param, tiny_chat["path"])
+
+
+def reference_tokens(model_dir, prompt, n=16, eos=None):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok, model = AutoTokenizer.from_pretrained(model_dir), AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    ids = tok(prompt, return_tensors="pt")
+    with torch.no_grad():
+        out = model.generate(**ids, max_new_tokens=n, do_sample=False, eos_token_id=eos, pad_token_id=tok.pad_token_id)
+    return tok, out[0, ids.input_ids.shape[1]:].tolist()
+
+
+def test_every_eos_id_of_the_generation_config_ends_generation(chat_lm, tiny_chat):
+    from conftest import CHAT_PROMPTS
+
+    _, lm = chat_lm
+    tok, free = reference_tokens(tiny_chat["path"], CHAT_PROMPTS[1], eos=[])  # no EOS at all: the raw greedy path
+    second = free.index(tiny_chat["second_eos"])
+    assert second >= 2
+    out = lm.generate_until([instance(CHAT_PROMPTS[1], {"until": [NEVER], "max_gen_toks": 16})], disable_tqdm=True)[0]
+    expected = tok.decode([t for t in free[:second] if t != tiny_chat["im_end"]], skip_special_tokens=True)
+    assert out == expected and len(tok(out, add_special_tokens=False)["input_ids"]) < 16
+
+
+def test_a_stop_string_that_is_a_special_token_is_honoured(chat_lm, tiny_chat):
+    from conftest import CHAT_PROMPTS
+
+    _, lm = chat_lm
+    tok, free = reference_tokens(tiny_chat["path"], CHAT_PROMPTS[0], eos=[])
+    at = free.index(tiny_chat["im_end"])
+    assert at >= 2
+    out = lm.generate_until([instance(CHAT_PROMPTS[0], {"until": ["<|im_end|>"], "max_gen_toks": 16})], disable_tqdm=True)[0]
+    assert out == tok.decode(free[:at], skip_special_tokens=True)
+
+
+def test_chat_template_is_the_tokenizers(chat_lm, tiny_chat):
+    from transformers import AutoTokenizer
+
+    _, lm = chat_lm
+    chat = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2+2?"}]
+    expected = AutoTokenizer.from_pretrained(tiny_chat["path"]).apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+    assert lm.apply_chat_template(chat) == expected == "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\n2+2?<|im_end|>\n<|im_start|>assistant\n"
+    assert lm.tokenizer_name
+
+
+@pytest.mark.parametrize("model", ["rephraser-hf", pytest.param("rephraser-vllm", marks=pytest.mark.vllm)])
+def test_lm_eval_with_chat_template_multiturn_fewshot_and_system_instruction(tmp_path, data_dir, tiny_chat, model):
+    import json
+
+    args = f"pretrained={tiny_chat['path']},dtype=float32,max_length=1024" if model == "rephraser-hf" else \
+        f"pretrained={tiny_chat['path']},dtype=float32,max_model_len=1024,enforce_eager=True"
+    exe = Path(sys.executable).with_name("lm_eval")
+    done = subprocess.run([str(exe), "run", "--model", model, "--model_args", args, "--tasks", "rephrased_gsm8k",
+                           "--limit", "2", "--num_fewshot", "2", "--apply_chat_template", "--fewshot_as_multiturn",
+                           "--system_instruction", "Answer with a number.", "--log_samples", "--output_path", str(tmp_path / "out"),
+                           *(["--device", "cpu"] if model == "rephraser-hf" else [])],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path,
+                          env={**os.environ, "REPHRASER_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [json.loads(line) for f in (tmp_path / "out").rglob("samples_rephrased_gsm8k_*.jsonl") for line in open(f)]
+    prompt = rows[0]["arguments"]["gen_args_0"]["arg_0"]
+    assert prompt.startswith("<|im_start|>system\nAnswer with a number.") and prompt.count("<|im_start|>assistant") == 3
+
+
+def test_batch_size_auto_is_detected_not_one(tiny_llama):
+    from rephraser.models.hf import RephraserHFLM
+
+    lm = RephraserHFLM(pretrained=str(tiny_llama), dtype="float32", device="cpu", batch_size="auto", max_batch_size=8, max_length=MAX_LEN)
+    out = lm.generate_until([instance(p, {"until": [NEVER], "max_gen_toks": 4}) for p in PROMPTS], disable_tqdm=True)
+    assert lm._greedy_batch_size() == 8 and len(out) == len(PROMPTS)
+    assert out == make_lm("hf", tiny_llama, batch_size=1).generate_until(
+        [instance(p, {"until": [NEVER], "max_gen_toks": 4}) for p in PROMPTS], disable_tqdm=True)
+
+
+@pytest.mark.vllm
+def test_vllm_data_parallel_is_refused_on_cpu_with_a_clear_message(tiny_llama):
+    import torch
+
+    from rephraser.errors import ConfigError
+    from rephraser.models.vllm import RephraserVLLM
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has GPUs: see the gpu test")
+    with pytest.raises(ConfigError, match="data parallelism runs one vLLM engine per GPU group and needs CUDA GPUs"):
+        RephraserVLLM(pretrained=str(tiny_llama), data_parallel_size=2)
+
+
+@pytest.mark.gpu
+@pytest.mark.vllm
+def test_vllm_data_parallel_equals_one_engine(tiny_llama):
+    import torch
+
+    if torch.cuda.device_count() < 2:
+        pytest.skip("needs 2 CUDA GPUs")
+    from rephraser.models.vllm import RephraserVLLM
+
+    requests = [instance(p, {"until": [NEVER], "max_gen_toks": 8}) for p in PROMPTS * 3]
+    one = RephraserVLLM(pretrained=str(tiny_llama), dtype="float32", max_model_len=MAX_LEN).generate_until(requests, disable_tqdm=True)
+    two = RephraserVLLM(pretrained=str(tiny_llama), dtype="float32", max_model_len=MAX_LEN, data_parallel_size=2)
+    assert two.generate_until(requests, disable_tqdm=True) == one

@@ -3,9 +3,11 @@
 lm-eval's own HFLM keeps a batch generating until every row has stopped (32 GSM-8K prompts: 10.5 s at
 batch 8 vs 3.2 s at batch 1 on a tiny model). Here each batch (requests grouped by generation settings,
 sorted by length, left-padded, left-truncated to fit max_length - max_gen_toks) runs a greedy loop with a KV
-cache; after every token the rows that produced EOS or any stop string leave the batch (their cache rows are
-dropped), so a batch costs what its rows need. Tokenisation (BOS as lm-eval decides for the model) and
-log-likelihood are HFLM's. Sampling requests are handed to HFLM unchanged.
+cache; after every token the rows that produced an EOS id (every one the generation config lists), a stop
+string, or a stop string that is a special token (`<|im_end|>`, which decoding hides) leave the batch (their
+cache rows are dropped), so a batch costs what its rows need. Tokenisation (BOS as lm-eval decides for the
+model), chat templates, `--batch_size auto` detection and log-likelihood are HFLM's. Sampling requests are
+handed to HFLM unchanged.
 
     lm_eval run --model rephraser-hf --model_args pretrained=DIR,batch_size=16,dtype=float32 --tasks ...
 """
@@ -18,7 +20,7 @@ from lm_eval.models.huggingface import HFLM
 from lm_eval.models.utils import Collator
 from tqdm import tqdm
 
-from rephraser.models.stops import cut_at_stops, hits_stop
+from rephraser.models.stops import cut_at_stop_ids, cut_at_stops, hits_stop, stop_token_ids
 
 
 def is_greedy(gen_kwargs: dict) -> bool:
@@ -35,7 +37,7 @@ class RephraserHFLM(HFLM):
         greedy = [(i, r.args) for i, r in enumerate(requests) if is_greedy(r.args[1])]
         collator = Collator(greedy, sort_fn=lambda x: (-len(self.tok_encode(x[1][0])), x[1][0]),
                             group_by="gen_kwargs", group_fn=lambda x: x[1][1])
-        batch_size = self.batch_size if isinstance(self.batch_size, int) else 1
+        batch_size = self._greedy_batch_size()
         bar = tqdm(total=len(greedy), disable=disable_tqdm or self.rank != 0, desc="rephraser-hf generate_until")
         for chunk in collator.get_batched(n=batch_size):
             indices = [i for i, _ in chunk]
@@ -47,16 +49,26 @@ class RephraserHFLM(HFLM):
         bar.close()
         return results
 
+    def _greedy_batch_size(self) -> int:
+        """An int batch size as given, or lm-eval's own detection for `--batch_size auto` (largest that fits)."""
+        if isinstance(self.batch_size, int):
+            return self.batch_size
+        if str(self.batch_size).startswith("auto"):
+            if getattr(self, "_detected_batch_size", None) is None:
+                self._detected_batch_size = int(self._detect_batch_size())
+            return self._detected_batch_size
+        return int(self.batch_size)
+
     def _greedy_batch(self, contexts: list[str], gen_kwargs: dict) -> list[str]:
         max_gen_toks = int(gen_kwargs.get("max_gen_toks", self.max_gen_toks))
         until = gen_kwargs.get("until") or []
         stops = [until] if isinstance(until, str) else list(until)
-        eos_text = self.tok_decode([self.eot_token_id], skip_special_tokens=False)
-        stops = [s for s in stops if s != eos_text]  # EOS is handled as a token id
+        end_ids = stop_token_ids(self.tokenizer, stops, getattr(self.model, "generation_config", None)) | {self.eot_token_id}
+        text_stops = [s for s in stops if self.tokenizer.convert_tokens_to_ids(s) not in end_ids]  # those ids end it already
         ids, mask = self.tok_batch_encode(contexts, left_truncate_len=self.max_length - max_gen_toks, truncation=self.truncation)
         rows = greedy_generate(self.model, ids.to(self.device), mask.to(self.device), max_gen_toks,
-                               done=lambda toks: toks[-1] == self.eot_token_id or hits_stop(self.tok_decode(toks), stops))
-        return [cut_at_stops(self.tok_decode([t for t in toks if t != self.eot_token_id]), stops) for toks in rows]
+                               done=lambda toks: toks[-1] in end_ids or hits_stop(self.tok_decode(toks), text_stops))
+        return [cut_at_stops(self.tok_decode(cut_at_stop_ids(toks, end_ids)), text_stops) for toks in rows]
 
 
 @torch.no_grad()

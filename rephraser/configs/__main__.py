@@ -1,0 +1,3 @@
+from rephraser.configs import CONFIGS_DIR
+
+print(CONFIGS_DIR)
