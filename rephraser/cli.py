@@ -19,6 +19,8 @@ COMMANDS = {
     "tokenize": ("rephraser.data.tokenize", "TokenizeConfig", "tokenize_file", "JSONL rows -> .tok/.msk/.idx token files"),
     "train": ("rephraser.train.loop", "TrainConfig", "train", "fine-tune on token files (one process; multi-GPU: "
               "accelerate launch -m rephraser.train)"),
+    "rephrase": ("rephraser.rephrase.run", "RephraseConfig", "rephrase", "make the rephrased twin of a benchmark or "
+                 "lm-eval task"),
     "demo": ("rephraser.demo", "DemoConfig", "run_demo", "the offline end-to-end demo"),
     "lm-eval-hook": ("rephraser.lm_eval_plugin", "HookConfig", "install_hook", "let the plain `lm_eval` find rephraser "
                      "(editable installs)"),

@@ -26,7 +26,7 @@ def normalise(text: str) -> str:
     return " ".join(re.sub(r"[^0-9a-z]+", " ", text.lower()).split())
 
 
-def _distinctive(option: str) -> bool:
+def distinctive(option: str) -> bool:
     words = normalise(option).split()
     return len(words) >= 2 and len(" ".join(words)) >= 8
 
@@ -40,6 +40,6 @@ def leak_reason(rephrased: str, choices: list[str], answer: int, original: str =
     if letter and letter.group(1).upper() == "ABCD"[answer]:
         return f"states the gold letter ({letter.group(0).strip()!r})"
     gold = normalise(choices[answer])
-    if _distinctive(choices[answer]) and f" {gold} " in f" {normalise(rephrased)} " and f" {gold} " not in f" {normalise(original)} ":
+    if distinctive(choices[answer]) and f" {gold} " in f" {normalise(rephrased)} " and f" {gold} " not in f" {normalise(original)} ":
         return f"states the gold option's text ({choices[answer]!r})"
     return None

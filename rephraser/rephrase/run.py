@@ -1,0 +1,116 @@
+"""`rephraser rephrase`: main. Load the items, resume what an earlier run finished, rephrase the rest, publish.
+
+    rephraser rephrase --benchmark gsm8k --backend openai --model M --api-base URL --out runs/gsm8k-rephrased
+    rephraser rephrase --benchmark humaneval --backend code-ast --confirm-run-unsafe-code --out runs/he-ast
+    rephraser rephrase --task gsm8k --backend vllm --model Qwen/Qwen2.5-7B-Instruct --out runs/gsm8k-vllm
+
+OUT/records.jsonl  one line per original item, in the original order: original, rephrase ("" when none
+                   passed), attempts, overlap figures, the history of every attempt and why it was rejected
+OUT/train.jsonl    {"text": ...} aligned by index, empty placeholders where no rephrase passed: `rephraser
+                   tokenize --in OUT/train.jsonl` reads it as it is
+OUT/task/          what lm-eval needs to evaluate the twin (the printed command says how), aligned with the
+                   whole original (placeholders beyond --limit)
+OUT/report.json    counts per outcome, overlap distribution, attempts, tokens, wall time
+"""
+
+from __future__ import annotations
+
+import shutil
+import statistics
+import time
+from collections import Counter
+from pathlib import Path
+
+from rephraser.errors import InputError
+from rephraser.rephrase.backends import make_backend
+from rephraser.rephrase.config import RephraseConfig
+from rephraser.rephrase.loop import finish_items
+from rephraser.rephrase.presets import PRESETS
+from rephraser.rephrase.store import Store
+
+__all__ = ["RephraseConfig", "rephrase"]
+
+
+def rephrase(cfg: RephraseConfig, log=print) -> dict:
+    start = time.monotonic()
+    if cfg.task:
+        from rephraser.rephrase.lmtask import TaskPreset
+
+        preset = TaskPreset(cfg)
+    else:
+        preset = PRESETS[cfg.benchmark](cfg)
+    store, created = None, not Path(cfg.out).exists()
+    try:
+        every_item = preset.load()
+        items = every_item[: cfg.limit]
+        if not items:
+            raise InputError(cfg.task or cfg.benchmark, "no items to rephrase")
+        store = Store(cfg.out, cfg)
+        todo = [i for i in items if i.index not in store.done]
+        if len(todo) < len(items):
+            log(f"resuming: {len(items) - len(todo)} of {len(items)} items were finished by an earlier run")
+        backend = make_backend(cfg) if todo else None
+        if todo:
+            finish_items(todo, preset, backend, cfg, store, log)
+        records = [store.done[i.index] for i in items]
+        accepted = {r["index"]: r["rephrased"] for r in records if r["status"] == "accepted"}
+        train = [preset.training_text(i, accepted[i.index]) if i.index in accepted else "" for i in items]
+        task_dir = Path(cfg.out) / "task"
+        task_dir.mkdir(parents=True, exist_ok=True)
+        commands = preset.write_task(task_dir, every_item, accepted)  # aligned with the whole original
+        report = build_report(records, cfg, backend, time.monotonic() - start, commands)
+        store.publish(records, train, report)
+        log(summary(report))
+        return report
+    except BaseException:
+        if store is not None and created and not store.done:  # nothing finished: leave nothing behind
+            store.close()
+            store = None
+            shutil.rmtree(cfg.out, ignore_errors=True)
+        raise
+    finally:
+        preset.close()
+        if store is not None:
+            store.close()
+
+
+def build_report(records: list[dict], cfg, backend, seconds: float, commands: list[str]) -> dict:
+    accepted = [r for r in records if r["status"] == "accepted"]
+    failed = Counter(r["reason"] for r in records if r["status"] != "accepted")
+    shared = [r["shared_words"] for r in accepted]
+    chars = [r["shared_chars"] for r in accepted]
+    return {
+        "source": cfg.task or cfg.benchmark, "backend": cfg.backend, "model": backend.model if backend else cfg.model,
+        "translate": cfg.translate, "max_shared_words": cfg.max_shared_words, "max_attempts": cfg.max_attempts,
+        "counts": {"items": len(records), "accepted": len(accepted), "failed": dict(failed)},
+        "overlap_of_accepted": {
+            "shared_words": _distribution(shared), "shared_chars": _distribution(chars)},
+        "attempts": {"histogram": dict(sorted(Counter(r["attempts"] for r in records).items())),
+                     "mean": statistics.fmean(r["attempts"] for r in records)},
+        "cost": {"prompt_tokens": sum(r["prompt_tokens"] for r in records),
+                 "completion_tokens": sum(r["completion_tokens"] for r in records), **(backend.usage() if backend else {})},
+        "wall_seconds": round(seconds, 2),
+        "failures": [{"index": r["index"], "id": r["id"], "reason": r["reason"], "detail": r["detail"]}
+                     for r in records if r["status"] != "accepted"],
+        "evaluate_with": commands,
+    }
+
+
+def _distribution(values: list[int]) -> dict:
+    if not values:
+        return {"max": None, "mean": None, "histogram": {}}
+    return {"max": max(values), "mean": round(statistics.fmean(values), 2),
+            "histogram": dict(sorted(Counter(values).items()))}
+
+
+def summary(report: dict) -> str:
+    counts = report["counts"]
+    failed = ", ".join(f"{k} {v}" for k, v in report["counts"]["failed"].items()) or "none"
+    words = report["overlap_of_accepted"]["shared_words"]
+    lines = [f"rephrased {counts['accepted']} of {counts['items']} items ({report['backend']}, {report['model']}); "
+             f"failed: {failed}",
+             f"longest run shared with the original (accepted): max {words['max']} words, mean {words['mean']}",
+             f"attempts: mean {report['attempts']['mean']:.2f}; tokens sent {report['cost']['prompt_tokens']}, "
+             f"received {report['cost']['completion_tokens']}; {report['wall_seconds']} s",
+             "evaluate the twin: " + "\n  ".join(report["evaluate_with"])]
+    return "\n".join(lines)

@@ -1,0 +1,321 @@
+"""`rephraser rephrase` end to end, offline: a loopback OpenAI-compatible server, the code-ast rewriter over the
+whole of HumanEval, twins of lm-eval tasks, resume after kill -9, and bad input."""
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fake_openai import FakeOpenAI, spaced
+
+KEY = "test-key-5ecret"
+
+
+def rephraser(*args, env=None, cwd=None, timeout=600):
+    exe = Path(sys.executable).with_name("rephraser")
+    return subprocess.run([str(exe), "rephrase", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=timeout,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", **(env or {})})
+
+
+def gsm8k_questions(data_dir, n):
+    return [json.loads(line)["question"] for _, line in zip(range(n), open(data_dir / "gsm8k" / "test.jsonl"))]
+
+
+def read_jsonl(path):
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def everything_written(folder: Path) -> str:
+    return "".join(p.read_text(errors="replace") for p in folder.rglob("*") if p.is_file())
+
+
+def test_openai_backend_retries_overlap_loop_and_checks(tmp_path, data_dir):
+    questions = gsm8k_questions(data_dir, 6)
+    index = {q.strip(): i for i, q in enumerate(questions)}
+
+    def reply(question, attempt, transient):
+        i = index[question]
+        first = attempt == 1
+        if i == 0:
+            return question if first else spaced(question)                       # a near-copy first, then fine
+        if i == 1 and first and transient:
+            return ("status", 429, 1)                                             # rate limited, Retry-After: 1
+        if i == 2 and first and transient:
+            return ("status", 500, None)
+        if i == 3 and first and transient:
+            return ("hang", 3)                                                    # past the 1 s timeout
+        if i == 4 and first:
+            return re.sub(r"\d+", "several", spaced(question), count=1)               # a number dropped
+        if i == 5:
+            return question                                                       # never acceptable
+        return spaced(question)
+
+    server = FakeOpenAI(reply, key=KEY).start()
+    out = tmp_path / "out"
+    try:
+        done = rephraser("--benchmark", "gsm8k", "--backend", "openai", "--model", "fake", "--api-base", server.url,
+                         "--limit", 6, "--max-attempts", 3, "--timeout-s", 1, "--concurrency", 3, "--out", out,
+                         env={"OPENAI_API_KEY": KEY, "REPHRASER_DATA_DIR": str(data_dir)})
+    finally:
+        server.stop()
+    assert done.returncode == 0, done.stderr[-3000:]
+    records = read_jsonl(out / "records.jsonl")
+    assert [r["index"] for r in records] == list(range(6))
+    assert [r["status"] for r in records] == ["accepted"] * 5 + ["failed"]
+    assert records[0]["attempts"] == 2 and records[0]["history"][0]["outcome"] == "overlap"
+    assert records[4]["history"][0]["outcome"] == "check" and "dropped the number" in records[4]["history"][0]["detail"]
+    assert records[5]["reason"] == "overlap" and records[5]["attempts"] == 3 and records[5]["rephrased"] == ""
+    for r in records[:5]:
+        assert r["shared_words"] < 10 and r["rephrased"] == spaced(questions[r["index"]])
+    report = json.loads((out / "report.json").read_text())
+    assert report["counts"] == {"items": 6, "accepted": 5, "failed": {"overlap": 1}}
+    assert {"http_429", "http_500", "timeout"} <= set(report["cost"]["retries_by_reason"])
+    assert report["cost"]["prompt_tokens"] > 0 and report["cost"]["completion_tokens"] > 0
+    retried = [t for t, q, a, status in server.log if index.get(q) == 1]
+    assert retried[1] - retried[0] >= 1.0  # Retry-After was honoured
+    train = read_jsonl(out / "train.jsonl")
+    assert len(train) == 6 and train[5] == {"text": ""}
+    gold = [json.loads(line)["answer"].split("####")[-1].strip() for _, line in zip(range(6), open(data_dir / "gsm8k" / "test.jsonl"))]
+    assert train[0]["text"] == f"Question: {spaced(questions[0])}\nAnswer: \n#### {gold[0]}"
+    assert (out / "task" / "rephrase_gsm8k.jsonl").read_text().startswith((out / "train.jsonl").read_text())
+    assert KEY not in everything_written(out) and KEY not in done.stdout + done.stderr
+
+
+def test_rephrased_gsm8k_file_feeds_the_existing_task(tmp_path, data_dir, monkeypatch):
+    """The preset's task file is what `rephrased_gsm8k` reads through --metadata, index-aligned and gold-checked."""
+    questions = gsm8k_questions(data_dir, 1319)
+    server = FakeOpenAI(lambda q, a, t: spaced(q), key=KEY).start()
+    out = tmp_path / "out"
+    try:
+        done = rephraser("--benchmark", "gsm8k", "--backend", "openai", "--model", "fake", "--api-base", server.url,
+                         "--limit", 12, "--concurrency", 4, "--out", out, env={"OPENAI_API_KEY": KEY, "REPHRASER_DATA_DIR": str(data_dir)})
+    finally:
+        server.stop()
+    assert done.returncode == 0, done.stderr[-3000:]
+    full = out / "task" / "rephrase_gsm8k.jsonl"
+    assert len(full.read_text().splitlines()) == 1319  # aligned with the whole test set: placeholders beyond --limit
+    monkeypatch.setenv("REPHRASER_DATA_DIR", str(data_dir))
+    from rephraser.tasks.common import gsm8k_dataset
+
+    docs = gsm8k_dataset("rephrased", rephrased_gsm8k_path=str(full))["test"]
+    assert [d["index"] for d in docs] == list(range(12)) and docs[3]["question"] == spaced(questions[3])
+
+
+def test_dead_endpoint_missing_key_and_bad_input_fail_with_one_line(tmp_path, data_dir):
+    env = {"OPENAI_API_KEY": KEY, "REPHRASER_DATA_DIR": str(data_dir)}
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed_port = s.getsockname()[1]
+    start = time.monotonic()
+    dead = rephraser("--benchmark", "gsm8k", "--backend", "openai", "--model", "m", "--api-base",
+                     f"http://127.0.0.1:{closed_port}/v1", "--limit", 3, "--out", tmp_path / "dead", env=env)
+    assert dead.returncode == 1 and f"cannot reach http://127.0.0.1:{closed_port}/v1" in dead.stderr
+    assert time.monotonic() - start < 60 and "Traceback" not in dead.stderr and not (tmp_path / "dead").exists()
+    nokey = rephraser("--benchmark", "gsm8k", "--backend", "openai", "--model", "m", "--api-base", "http://127.0.0.1:9/v1",
+                      "--out", tmp_path / "nokey", env={"OPENAI_API_KEY": "", "REPHRASER_DATA_DIR": str(data_dir)})
+    assert nokey.returncode == 1 and "OPENAI_API_KEY is not set" in nokey.stderr and not (tmp_path / "nokey").exists()
+    unknown = rephraser("--benchmark", "gsm9k", "--backend", "code-ast", "--out", tmp_path / "x", env=env)
+    assert unknown.returncode == 2 and "invalid choice: 'gsm9k'" in unknown.stderr
+    no_task = rephraser("--task", "no_such_task", "--backend", "openai", "--model", "m", "--api-base", "http://x/v1",
+                        "--out", tmp_path / "y", env=env)
+    assert no_task.returncode == 1 and "lm-eval knows no task 'no_such_task'" in no_task.stderr
+    no_consent = rephraser("--benchmark", "humaneval", "--backend", "code-ast", "--out", tmp_path / "z", env=env)
+    assert no_consent.returncode == 1 and "--confirm-run-unsafe-code" in no_consent.stderr
+    for result in (dead, nokey, no_task, no_consent):
+        assert len(result.stderr.strip().splitlines()) <= 3 and "Traceback" not in result.stderr
+
+
+def local_task(folder: Path, rows: list[dict], name="qa_local") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "qa.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (folder / f"{name}.yaml").write_text(
+        f"task: {name}\ndataset_path: json\ndataset_kwargs:\n  data_files:\n    test: {folder / 'qa.jsonl'}\n"
+        "output_type: generate_until\ntest_split: test\ndoc_to_text: \"Q: {{question}}\\nA:\"\ndoc_to_target: \"{{answer}}\"\n"
+        "generation_kwargs:\n  until: [\"\\n\"]\nmetric_list:\n  - metric: exact_match\n")
+    return folder
+
+
+def test_task_twin_of_a_local_yaml_task(tmp_path, data_dir):
+    rows = [{"question": q, "answer": str(i), "topic": f"t{i % 3}"} for i, q in enumerate(gsm8k_questions(data_dir, 8))]
+    tasks = local_task(tmp_path / "tasks", rows)
+    server = FakeOpenAI(lambda q, a, t: q if q.startswith(rows[2]["question"][:20]) else spaced(q), key=KEY).start()
+    out = tmp_path / "out"
+    try:
+        done = rephraser("--task", "qa_local", "--include-path", tasks, "--backend", "openai", "--model", "m",
+                         "--api-base", server.url, "--max-attempts", 2, "--out", out, env={"OPENAI_API_KEY": KEY})
+    finally:
+        server.stop()
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["counts"] == {"items": 8, "accepted": 7, "failed": {"overlap": 1}}
+    train = read_jsonl(out / "train.jsonl")
+    assert train[0]["text"] == f"Q: {spaced(rows[0]['question'])}\nA: 0" and train[2]["text"] == ""
+    from rephraser.tasks import task_manager
+
+    twin = task_manager(include_path=[str(tasks), str(out / "task")]).load(["rephrased_qa_local", "qa_local"])["tasks"]
+    original, rephrased = list(twin["qa_local"].test_docs()), list(twin["rephrased_qa_local"].test_docs())
+    assert len(rephrased) == len(original) - 1
+    kept = [d for k, d in enumerate(original) if k != 2]
+    for a, b in zip(kept, rephrased):
+        assert {k: v for k, v in a.items() if k != "question"} == {k: v for k, v in b.items() if k != "question"}
+        assert b["question"] == spaced(a["question"])
+        assert twin["rephrased_qa_local"].doc_to_target(b) == twin["qa_local"].doc_to_target(a)
+        assert twin["rephrased_qa_local"].doc_to_text(b) == f"Q: {b['question']}\nA:"
+    exe = Path(sys.executable).with_name("lm_eval")
+    listed = subprocess.run([str(exe), "ls", "tasks", "--include_path", str(out / "task")], capture_output=True, text=True,
+                            timeout=300, env={**os.environ, "HF_DATASETS_OFFLINE": "1"})
+    assert "|rephrased_qa_local " in listed.stdout
+
+
+def test_task_gsm8k_rephrases_the_same_field_as_the_preset(tmp_path, data_dir, monkeypatch):
+    import lm_eval.tasks
+
+    from rephraser.rephrase.config import RephraseConfig
+    from rephraser.rephrase.lmtask import TaskPreset
+    from rephraser.rephrase.presets import GSM8K
+
+    upstream = Path(lm_eval.tasks.__file__).parent / "gsm8k" / "gsm8k.yaml"
+    (tmp_path / "gsm8k.yaml").write_text(  # lm-eval's own gsm8k, pointed at the local mirror
+        f"include: {upstream}\ntask: gsm8k\ndataset_path: json\ndataset_name: null\ndataset_kwargs:\n  data_files:\n"
+        f"    train: {data_dir / 'gsm8k' / 'train.jsonl'}\n    test: {data_dir / 'gsm8k' / 'test.jsonl'}\n")
+    monkeypatch.setenv("REPHRASER_DATA_DIR", str(data_dir))
+    task = TaskPreset(RephraseConfig(backend="openai", model="m", api_base="http://x/v1", out="x", task="gsm8k",
+                                     include_path=str(tmp_path)))
+    preset = GSM8K(RephraseConfig(backend="openai", model="m", api_base="http://x/v1", out="x", benchmark="gsm8k"))
+    assert task.field == "question"
+    assert [i.text for i in task.load()] == [i.text for i in preset.load()]
+    doc = task.load()[0]
+    assert task.training_text(doc, "REPHRASED") == f"Question: REPHRASED\nAnswer: {doc.doc['answer']}"
+
+
+def test_an_unknown_field_or_empty_task_is_refused(tmp_path, data_dir):
+    rows = [{"question": "q one two", "answer": "1", "topic": "t"}]
+    local_task(tmp_path / "tasks", rows)
+    bad_field = rephraser("--task", "qa_local", "--include-path", tmp_path / "tasks", "--field", "nope", "--backend", "openai",
+                          "--model", "m", "--api-base", "http://x/v1", "--out", tmp_path / "o", env={"OPENAI_API_KEY": KEY})
+    assert bad_field.returncode == 1 and "field: 'nope' is not a text field of qa_local" in bad_field.stderr
+    local_task(tmp_path / "empty", [], name="qa_empty")
+    empty = rephraser("--task", "qa_empty", "--include-path", tmp_path / "empty", "--backend", "openai", "--model", "m",
+                      "--api-base", "http://x/v1", "--out", tmp_path / "o2", env={"OPENAI_API_KEY": KEY})
+    assert empty.returncode == 1 and "Traceback" not in empty.stderr and not (tmp_path / "o2").exists()
+
+
+def test_kill_minus_9_then_rerun_equals_an_uninterrupted_run(tmp_path, data_dir):
+    index = {q.strip(): i for i, q in enumerate(gsm8k_questions(data_dir, 40))}
+
+    def reply(question, attempt, transient):  # item i is accepted at attempt 1 + i % 4: items finish round by round
+        time.sleep(0.05)
+        return spaced(question) if attempt > index[question] % 4 else question
+
+    server = FakeOpenAI(reply, key=KEY).start()
+    args = ("--benchmark", "gsm8k", "--backend", "openai", "--model", "m", "--api-base", server.url, "--limit", 40,
+            "--concurrency", 2)
+    env = {**os.environ, "OPENAI_API_KEY": KEY, "REPHRASER_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1"}
+    try:
+        straight = rephraser(*args, "--out", tmp_path / "a", env=env)
+        assert straight.returncode == 0, straight.stderr[-2000:]
+        out = tmp_path / "b"
+        exe = Path(sys.executable).with_name("rephraser")
+        proc = subprocess.Popen([str(exe), "rephrase", *map(str, args), "--out", str(out)], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            progress = out / "progress.jsonl"
+            if progress.is_file() and progress.read_text().count("\n") >= 10:
+                break
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        killed_at = time.monotonic()
+        finished_before = {r["original"].strip() for r in read_jsonl(out / "progress.jsonl")}
+        assert 8 <= len(finished_before) < 40 and not (out / "records.jsonl").exists()
+        resumed = rephraser(*args, "--out", out, env=env)
+        assert resumed.returncode == 0 and "resuming: " in resumed.stdout, resumed.stderr[-2000:]
+    finally:
+        server.stop()
+    for name in ("records.jsonl", "train.jsonl", "task/rephrase_gsm8k.jsonl"):
+        assert (out / name).read_text() == (tmp_path / "a" / name).read_text(), name
+    asked_again = [q for t, q, a, s in server.log if t > killed_at and q in finished_before]
+    assert not asked_again  # finished items are never requested again
+    changed = rephraser(*args[:-2], "--concurrency", 2, "--max-attempts", 3, "--out", out, env=env)
+    assert changed.returncode == 1 and "max_attempts: 5 there, 3 now" in changed.stderr
+
+
+@pytest.mark.slow
+def test_code_ast_rewrites_humaneval_and_the_twin_scores_gold_100(tmp_path, data_dir):
+    out = tmp_path / "out"
+    done = rephraser("--benchmark", "humaneval", "--backend", "code-ast", "--confirm-run-unsafe-code", "--out", out,
+                     env={"REPHRASER_DATA_DIR": str(data_dir)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["counts"]["accepted"] >= 0.95 * 164, report["failures"]
+    assert len(report["failures"]) == 164 - report["counts"]["accepted"] and all(f["reason"] for f in report["failures"])
+    records = read_jsonl(out / "records.jsonl")
+    assert all(r["shared_words"] < 10 for r in records if r["status"] == "accepted")
+    from rephraser.overlap import longest_shared_run
+
+    assert all(longest_shared_run(r["original"], r["rephrased"]).words < 10 for r in records if r["rephrased"])
+    # The twin, through the existing task: gold replay (each program's own body) passes every accepted program.
+    from lm_eval import simple_evaluate
+
+    from rephraser.tasks import task_manager
+    from test_tasks import ReplayLM
+
+    tm = task_manager(metadata={"rephrased_humaneval_path": str(out / "task" / "humaneval_python.jsonl")})
+    results = simple_evaluate(model=ReplayLM(), tasks=["rephrased_humaneval"], task_manager=tm, confirm_run_unsafe_code=True)
+    assert results["results"]["rephrased_humaneval"]["pass@1,none"] == 1.0
+    assert len(results["samples"]["rephrased_humaneval"]) == report["counts"]["accepted"] if "samples" in results else True
+
+
+@pytest.mark.vllm
+def test_vllm_backend_plumbing(tmp_path, data_dir, tiny_chat):
+    out = tmp_path / "out"
+    done = rephraser("--benchmark", "gsm8k", "--backend", "vllm", "--model", tiny_chat["path"], "--limit", 3,
+                     "--max-attempts", 2, "--max-tokens", 24, "--out", out,
+                     env={"REPHRASER_DATA_DIR": str(data_dir), "VLLM_CPU_KVCACHE_SPACE": "1",
+                          "VLLM_ENABLE_V1_MULTIPROCESSING": "0"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    records = read_jsonl(out / "records.jsonl")
+    report = json.loads((out / "report.json").read_text())
+    assert len(records) == 3 and sum(report["counts"]["failed"].values()) + report["counts"]["accepted"] == 3
+    for r in records:  # a random model's text: plumbing, attempts and reasons, not quality
+        assert 1 <= r["attempts"] <= 2 and r["completion_tokens"] > 0 and r["backend"] == "vllm"
+        assert r["status"] == "accepted" or r["reason"] in ("overlap", "check", "empty")
+
+
+def test_mmlu_preset_rejects_leaks_and_its_task_folder_loads(tmp_path, data_dir, monkeypatch):
+    import csv
+
+    rows = list(csv.reader(open(data_dir / "mmlu" / "test" / "sociology_test.csv")))[:5]
+    first = rows[0][0].strip()
+
+    def reply(question, attempt, transient):
+        if question == first and attempt == 1:  # gives the answer away: rejected, asked again
+            return f"{spaced(question)}\nResponse: {rows[0][1 + 'ABCD'.index(rows[0][5])]}"
+        return spaced(question)
+
+    server = FakeOpenAI(reply, key=KEY).start()
+    out = tmp_path / "out"
+    try:
+        done = rephraser("--benchmark", "mmlu", "--subjects", "sociology", "--limit", 5, "--backend", "openai", "--model", "m",
+                         "--api-base", server.url, "--out", out, env={"OPENAI_API_KEY": KEY, "REPHRASER_DATA_DIR": str(data_dir)})
+    finally:
+        server.stop()
+    assert done.returncode == 0, done.stderr[-3000:]
+    records = read_jsonl(out / "records.jsonl")
+    assert records[0]["history"][0]["outcome"] == "check" and "gives the answer away" in records[0]["history"][0]["detail"]
+    assert all(r["status"] == "accepted" for r in records)
+    train = read_jsonl(out / "train.jsonl")
+    assert train[0]["text"].endswith(f"\nD. {rows[0][4]}\nAnswer: {rows[0][5]}")
+    from rephraser.tasks import task_manager
+
+    monkeypatch.setenv("REPHRASER_DATA_DIR", str(data_dir))
+    docs = task_manager(include_path=str(out / "task")).load(["rephrased_mmlu_sociology"])["tasks"]["rephrased_mmlu_sociology"].test_docs()
+    assert [d["question"] for d in docs] == [spaced(r[0].strip()) for r in rows]  # the 5 rephrased, the rest placeholders
