@@ -1,14 +1,18 @@
-"""Training throughput: the study's path (HF Trainer, padded to 1536, batch 1) vs `rephraser.train` defaults.
+"""Training throughput: the study's path (HF Trainer, padded to 1536, batch 1) vs `rephraser.train`.
 
-    python bench/train_throughput.py                       # CPU: a small Llama shape, a subset of the data
-    python bench/train_throughput.py --gpu-1b              # GPU: the ~1.03 B (non-embedding) Llama shape
+    python bench/train_throughput.py                       # CPU: small Llama; also chunked vs full-logits loss
+    python bench/train_throughput.py --gpu-1b              # GPU: the ~1.03 B (non-embedding) Llama shape, per
+                                                           # attention implementation (sdpa, flex_attention,
+                                                           # flash_attention_2 if installed), compiled
     python bench/train_throughput.py --gpu-1b --fsdp2      # also rephraser.train through the FSDP2 preset, 1 process
 
-Same random-weight model shape and the same LMSYS rephrased GSM-8K samples for both paths. "Useful tokens" are
-the real (non-padding) tokens trained on. Prints useful tokens/s of each path, the ratio and MFU (6*N FLOP per
-token with N the non-embedding parameters; peak 989 TFLOP/s dense bf16 on H100/H200, --peak-tflops otherwise).
-The study's path runs in this process (timed around trainer.train()); ours runs as `python -m rephraser.train`
-and reports its own loop time (train_metrics.json), both excluding model loading.
+Same random-weight model shape and the same LMSYS rephrased GSM-8K samples for every path. "Useful tokens" are
+the real (non-padding) tokens trained on. Prints useful tokens/s of each path, the ratio to the study's, MFU
+(6*N FLOP per token with N the non-embedding parameters; peak 989 TFLOP/s dense bf16 on H100/H200,
+--peak-tflops otherwise) and peak memory (GPU: torch's peak allocation; CPU: peak RSS of the training
+process). The study's path runs in this process (timed around trainer.train()); ours runs as
+`python -m rephraser.train` and reports its own loop time (train_metrics.json), both excluding model loading.
+It needs no network and nothing but torch, transformers, accelerate and this package.
 """
 
 from __future__ import annotations
@@ -88,12 +92,12 @@ def study_path(model_dir: Path, tok_file: Path, work: Path, samples: int) -> tup
     return seconds, useful
 
 
-def ours(model_dir: Path, tok_file: Path, out: Path, steps: int, fsdp2: bool) -> dict:
+def ours(model_dir: Path, tok_file: Path, out: Path, steps: int, fsdp2: bool, extra: tuple = ()) -> dict:
     cmd = [sys.executable, "-m", "rephraser.train", "--model", str(model_dir), "--data", str(tok_file),
-           "--output-dir", str(out), "--max-steps", str(steps), "--save-every", "0"]
+           "--output-dir", str(out), "--max-steps", str(steps), "--save-every", "0", "--report-to", "none", *extra]
     env = dict(os.environ)
     if fsdp2:
-        preset = Path(__file__).resolve().parents[1] / "configs" / "accelerate" / "fsdp2_1gpu.yaml"
+        preset = Path(__file__).resolve().parents[1] / "rephraser" / "configs" / "accelerate" / "fsdp2_1gpu.yaml"
         cmd = [str(Path(sys.executable).with_name("accelerate")), "launch", "--config_file", str(preset), *cmd[1:]]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if done.returncode != 0:
@@ -121,9 +125,17 @@ def main() -> None:
 
     seconds, useful = study_path(model_dir, padded, work, study_samples)
     study_rate = useful / seconds
-    runs = {"rephraser.train (defaults)": ours(model_dir, ragged, work / "ours", our_steps, fsdp2=False)}
-    if args.fsdp2:
-        runs["rephraser.train (FSDP2 preset, 1 process)"] = ours(model_dir, ragged, work / "ours-fsdp2", our_steps, fsdp2=True)
+    runs = {}
+    if args.gpu_1b:
+        for attention in attention_implementations():
+            runs[f"rephraser.train ({attention}, compiled)"] = ours(model_dir, ragged, work / f"ours-{attention}", our_steps,
+                                                                   fsdp2=False, extra=("--attn-implementation", attention))
+        if args.fsdp2:
+            runs["rephraser.train (sdpa, FSDP2 preset, 1 process)"] = ours(model_dir, ragged, work / "ours-fsdp2", our_steps, fsdp2=True)
+    else:
+        runs["rephraser.train (sdpa, chunked loss)"] = ours(model_dir, ragged, work / "ours", our_steps, fsdp2=False)
+        runs["rephraser.train (sdpa, full-logits loss)"] = ours(model_dir, ragged, work / "ours-full", our_steps, fsdp2=False,
+                                                                extra=("--loss-chunk-tokens", "0"))
 
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)"
     peak = args.peak_tflops * 1e12
@@ -132,10 +144,17 @@ def main() -> None:
     print(f"study (HF Trainer, padded 1536, batch 1): {study_rate:10,.0f} useful tokens/s   MFU {study_rate * 6 * n_params / peak:6.2%}")
     for name, m in runs.items():
         rate = m["loss_tokens_per_s"]
-        memory = f"   peak memory {m['peak_gpu_memory_gib']:.1f} GiB" if m.get("peak_gpu_memory_gib") else ""
-        print(f"{name}: {rate:10,.0f} useful tokens/s   MFU {rate * 6 * n_params / peak:6.2%}   ratio {rate / study_rate:6.1f}x{memory}")
+        memory = (f"peak GPU memory {m['peak_gpu_memory_gib']:.1f} GiB" if m.get("peak_gpu_memory_gib")
+                  else f"peak RSS {m['peak_rss_gib']:.2f} GiB")
+        print(f"{name}: {rate:10,.0f} useful tokens/s   MFU {rate * 6 * n_params / peak:6.2%}   ratio {rate / study_rate:6.1f}x   {memory}")
     if not torch.cuda.is_available():
         print("(CPU run: MFU is against the GPU peak and means little here; run with --gpu-1b on an H100/H200)")
+
+
+def attention_implementations() -> list[str]:
+    import importlib.util
+
+    return ["sdpa", "flex_attention"] + (["flash_attention_2"] if importlib.util.find_spec("flash_attn") else [])
 
 
 if __name__ == "__main__":

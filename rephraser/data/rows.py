@@ -6,6 +6,7 @@
     reader.sha256, reader.blank_lines
 
 Row formats, checked in this order (the first whose key is present decides):
+  {"messages": [{"role", "content"}, ...]}   chat rows, rendered with the tokenizer's chat template (data/chat.py)
   {"prompt", "canonical_solution"}   HumanEval
   {"prompt", "completion"}           prompt/completion pairs (e.g. from `rephraser rephrase`)
   {"question", "answer"}             GSM-8K: prompt "Question: <q>\\nAnswer:", solution " <answer>"
@@ -27,7 +28,7 @@ from typing import Iterator
 
 from rephraser.errors import InputError
 
-ROW_FORMATS = "prompt+canonical_solution | prompt+completion | question+answer | text"
+ROW_FORMATS = "messages | prompt+canonical_solution | prompt+completion | question+answer | text"
 GSM8K_PROMPT = "Question: {question}\nAnswer:"
 
 
@@ -36,11 +37,12 @@ class Row:
     line: int
     prompt: str
     solution: str
+    messages: tuple = ()  # chat rows: ({"role", "content"}, ...); prompt and solution are then empty
 
     @property
     def is_empty(self) -> bool:
         """The LMSYS files keep empty placeholders where a rephrase was filtered out."""
-        return not (self.prompt.strip() or self.solution.strip())
+        return not (self.prompt.strip() or self.solution.strip() or self.messages)
 
 
 class _HashingReader(io.RawIOBase):
@@ -95,6 +97,8 @@ def _row_from(path, line: int, obj: dict) -> Row:
     def get(key: str) -> str:
         return _string_field(path, line, obj, key)
 
+    if "messages" in obj:
+        return Row(line, "", "", _messages(path, line, obj["messages"]))
     if "canonical_solution" in obj:
         return Row(line, get("prompt"), get("canonical_solution"))
     if "completion" in obj:
@@ -106,6 +110,23 @@ def _row_from(path, line: int, obj: dict) -> Row:
     if "prompt" in obj:
         raise InputError(path, "missing: a 'prompt' row needs 'canonical_solution' or 'completion'", line, "canonical_solution")
     raise InputError(path, f"no known row format (expected {ROW_FORMATS}; got keys {sorted(obj)})", line)
+
+
+ROLES = ("system", "user", "assistant", "tool")
+
+
+def _messages(path, line: int, messages) -> tuple:
+    if not isinstance(messages, list) or not messages:
+        raise InputError(path, "expected a non-empty list of {\"role\", \"content\"} objects", line, "messages")
+    out = []
+    for k, m in enumerate(messages):
+        if not isinstance(m, dict) or m.get("role") not in ROLES or not isinstance(m.get("content"), str):
+            raise InputError(path, f"message {k}: expected {{\"role\": one of {list(ROLES)}, \"content\": a string}}", line, "messages")
+        check_unicode(path, line, f"messages[{k}].content", m["content"])
+        out.append({"role": m["role"], "content": m["content"]})
+    if not any(m["role"] == "assistant" for m in out):
+        raise InputError(path, "no assistant message: nothing to train on", line, "messages")
+    return tuple(out)
 
 
 class RowReader:

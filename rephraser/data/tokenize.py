@@ -10,6 +10,8 @@ the ignore bit); --partial keeps every other prompt token (even positions, BOS i
 original dropped the solution's first token even when the tokenizer adds no BOS; we drop it only when
 the tokenizer adds one. Rows are read and encoded in batches (the fast tokenizer encodes a batch in
 parallel), streamed to disk; empty rows and over-long samples are counted and reported, never hidden.
+Chat rows ({"messages": [...]}) are rendered with the tokenizer's chat template, loss on the assistant turns
+only (rephraser.data.chat).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from tqdm import tqdm
 
 from rephraser import __version__
 from rephraser.config import check_choice, check_positive
+from rephraser.data.chat import encode_chat
 from rephraser.data.encode import batch_encoder, encode_distinct
 from rephraser.data.rows import RowReader
 from rephraser.data.tokfile import LAYOUTS, MAX_SEQ_LEN, TokenFileWriter, companion_paths, token_dtype
@@ -170,7 +173,7 @@ def tokenize_file(cfg: TokenizeConfig, tokenizer=None, log=print) -> TokenizeRep
                 kept = [r for r in batch if not r.is_empty]
                 report.empty_lines += [r.line for r in batch if r.is_empty]
                 if kept:
-                    _encode_batch(kept, encode, specials, vocab_size, cfg, writer, report)
+                    _encode_batch(kept, encode, tokenizer, specials, vocab_size, cfg, writer, report)
             report.lines, report.blank_lines = reader.lines, reader.blank_lines
             writer.commit(_sidecar(cfg, tokenizer, specials, reader, report))
         except OSError as e:  # disk full, permissions: nothing was published (the writer removes its temp files)
@@ -187,12 +190,19 @@ def _batches(iterable, size: int):
         yield batch
 
 
-def _encode_batch(rows, encode, specials, vocab_size, cfg, writer, report) -> None:
-    prompts = encode_distinct(encode, [r.prompt for r in rows])
-    solutions = encode([r.solution for r in rows])
+def _encoded(rows, encode, tokenizer, specials, cfg):
+    """(row, ids, ignore) in order: plain rows encoded as one batch, chat rows through the chat template."""
+    plain = [r for r in rows if not r.messages]
+    prompts = encode_distinct(encode, [r.prompt for r in plain]) if plain else []
+    solutions = encode([r.solution for r in plain]) if plain else []
+    by_line = {r.line: encode_sample(p, s, specials, cfg.partial, cfg.mask_prompt) for r, p, s in zip(plain, prompts, solutions)}
+    for row in rows:
+        yield (row, *(encode_chat(tokenizer, row.messages, (cfg.input, row.line)) if row.messages else by_line[row.line]))
+
+
+def _encode_batch(rows, encode, tokenizer, specials, vocab_size, cfg, writer, report) -> None:
     samples = []
-    for row, p_ids, s_ids in zip(rows, prompts, solutions):
-        ids, ignore = encode_sample(p_ids, s_ids, specials, cfg.partial, cfg.mask_prompt)
+    for row, ids, ignore in _encoded(rows, encode, tokenizer, specials, cfg):
         if len(ids) and int(ids.max()) >= vocab_size:
             raise InputError(cfg.input, f"token id {int(ids.max())} >= vocabulary size {vocab_size}", row.line)
         report.longest = max(report.longest, len(ids))

@@ -1,4 +1,5 @@
-"""Checkpoints (accelerate's save_state/load_state, made atomic) and the final HF export.
+"""Checkpoints (accelerate's save_state/load_state, made atomic) and the run record a resumption must match
+(the final HF export is rephraser.train.model.export).
 
     OUTPUT_DIR/checkpoints/step-00000500/   model, optimizer, scheduler, RNG states + trainer_state.json + COMPLETE
     OUTPUT_DIR/model/                       config, safetensors, tokenizer, generation config (transformers, lm-eval, vLLM)
@@ -126,21 +127,3 @@ def find_resume_point(output_dir, resume: str) -> Path | None:
 def load_checkpoint(accelerator, path: Path) -> dict:
     accelerator.load_state(str(path))
     return json.loads((path / STATE).read_text())
-
-
-def export_model(accelerator, model, tokenizer, output_dir) -> Path:
-    """The final HF directory, written atomically by the main process (full state dict gathered from FSDP)."""
-    state_dict = accelerator.get_state_dict(model)
-    final = Path(output_dir) / "model"
-    if accelerator.is_main_process:
-        tmp = Path(output_dir) / "model.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        unwrapped = accelerator.unwrap_model(model)
-        unwrapped.save_pretrained(tmp, state_dict=state_dict, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
-        if unwrapped.generation_config is not None:
-            unwrapped.generation_config.save_pretrained(tmp)
-        shutil.rmtree(final, ignore_errors=True)
-        tmp.rename(final)
-    accelerator.wait_for_everyone()
-    return final

@@ -15,7 +15,9 @@ from rephraser.data.tokfile import MAX_SEQ_LEN
 from rephraser.errors import ConfigError
 
 # Fields that may change between a run and its resumption: they do not change what is trained.
-OPERATIONAL_FIELDS = ("resume", "save_every", "keep_last", "log_every")
+OPERATIONAL_FIELDS = ("resume", "save_every", "keep_last", "log_every", "report_to", "export_adapter")
+ATTENTION = ("sdpa", "eager", "flex_attention", "flash_attention_2")
+TRACKERS = ("tensorboard", "wandb", "mlflow", "all", "none")
 
 
 @dataclass
@@ -43,9 +45,24 @@ class TrainConfig:
     save_every: int = field(default=500, metadata={"help": "checkpoint every N optimizer steps (0 = only at the end)"})
     keep_last: int = field(default=2, metadata={"help": "checkpoints kept"})
     resume: str = field(default="auto", metadata={"help": "auto (latest complete checkpoint) | none | a checkpoint dir"})
-    log_every: int = field(default=10, metadata={"help": "steps between TensorBoard log points"})
-    attn_implementation: str = field(default="sdpa", metadata={"help": "sdpa | eager | flash_attention_2"})
+    log_every: int = field(default=10, metadata={"help": "steps between tracker log points"})
+    report_to: str = field(default="tensorboard", metadata={"help": "tensorboard | wandb | mlflow | all | none "
+                                                                    "(accelerate's trackers; WANDB_MODE=offline works offline)"})
+    attn_implementation: str = field(default="sdpa", metadata={"help": "sdpa | eager | flex_attention (torch's own: the fast "
+                                                                      "path on H100/H200) | flash_attention_2"})
     gradient_checkpointing: bool = field(default=False, metadata={"help": "trade compute for memory"})
+    compile: bool | None = field(default=None, metadata={"help": "torch.compile each decoder layer (default: on with "
+                                                                 "CUDA, off on CPU)"})
+    loss_chunk_tokens: int = field(default=2048, metadata={"help": "cross-entropy over this many tokens at a time, logits "
+                                                                   "recomputed in backward: memory no longer grows with "
+                                                                   "vocab x tokens (0 = all at once)"})
+    lora_r: int = field(default=0, metadata={"help": "LoRA rank (peft); 0 = full fine-tuning"})
+    lora_alpha: float = field(default=16.0, metadata={"help": "LoRA alpha"})
+    lora_dropout: float = field(default=0.0, metadata={"help": "LoRA dropout"})
+    lora_target_modules: list[str] | None = field(default=None, metadata={"help": "modules to adapt (default: peft's for "
+                                                                                  "the architecture; 'all-linear' works)"})
+    export_adapter: bool = field(default=False, metadata={"help": "LoRA: also write the adapter alone (OUTPUT_DIR/adapter); "
+                                                                  "the merged full model is always exported"})
 
     def __post_init__(self):
         if isinstance(self.data, str):
@@ -63,7 +80,14 @@ class TrainConfig:
             check_positive(name, getattr(self, name))
         check_positive("save_every", self.save_every, allow_zero=True)
         check_choice("lr_schedule", self.lr_schedule, ("cosine", "linear", "constant"))
-        check_choice("attn_implementation", self.attn_implementation, ("sdpa", "eager", "flash_attention_2"))
+        check_choice("attn_implementation", self.attn_implementation, ATTENTION)
+        check_choice("report_to", self.report_to, TRACKERS)
+        check_positive("loss_chunk_tokens", self.loss_chunk_tokens, allow_zero=True)
+        check_positive("lora_r", self.lora_r, allow_zero=True)
+        if not 0 <= self.lora_dropout < 1:
+            raise ConfigError(f"lora_dropout: expected 0 <= x < 1, got {self.lora_dropout}")
+        if self.export_adapter and not self.lora_r:
+            raise ConfigError("export_adapter: only with --lora-r > 0")
         if not 0 <= self.warmup_ratio < 1:
             raise ConfigError(f"warmup_ratio: expected 0 <= x < 1, got {self.warmup_ratio}")
 
@@ -78,6 +102,11 @@ class TrainConfig:
 
     def warmup_steps(self, total: int) -> int:
         return math.ceil(self.warmup_ratio * total)
+
+    def use_compile(self) -> bool:
+        import torch
+
+        return torch.cuda.is_available() if self.compile is None else self.compile
 
     def run_fields(self) -> dict:
         """The settings that define what is trained (model and data are compared by identity, not spelling)."""

@@ -6,9 +6,11 @@
     batch = collate(data, rows, max_seq_len, packing=True)                            # tensors for the model
 
 Packing: samples are shuffled (seed) and packed once into rows of up to max_seq_len tokens; each epoch
-shuffles the rows (seed, epoch). Positions restart per sample and a block-diagonal causal mask stops attention across samples
-(for flash-attention, restarting position_ids alone mark the boundaries). Without packing every sample is
-its own row padded to max_seq_len, as the study did. The plan depends only on the data, the seed and the
+shuffles the rows (seed, epoch). Positions restart per sample and no attention mask is passed: transformers
+recognises packed rows from restarting position_ids and builds the per-sample causal mask itself, in the form
+the attention implementation wants (a 4-D mask for sdpa/eager, a BlockMask for flex_attention, cu_seqlens for
+flash-attention), so no [B, W, W] mask is built here. Without packing every sample is its own row padded to
+max_seq_len, as the study did. The plan depends only on the data, the seed and the
 row budget, so a resumed run (or another process count with the same global batch) sees the same rows.
 """
 
@@ -119,22 +121,23 @@ def _pack(order: np.ndarray, lengths: np.ndarray, budget: int) -> list[list[int]
 
 
 def collate(data: TrainData, rows: list[list[int]], max_seq_len: int, packing: bool, pad_id: int = 0,
-            block_mask: bool = True) -> dict[str, torch.Tensor]:
+            fixed_width: bool = False) -> dict[str, torch.Tensor]:
     """Model inputs for one micro-batch. labels are the input ids with IGNORE where no loss is taken: tokens
     marked ignore, padding, and the first token of every sample (HF shifts labels by one, so that label is
-    predicted from the previous sample's last token in a packed row)."""
+    predicted from the previous sample's last token in a packed row). Packed rows are as wide as the widest
+    row of the micro-batch, or always max_seq_len with fixed_width (one shape for torch.compile)."""
     if not rows:  # this rank has no rows in the epoch's last micro-batch: one token, no loss
         rows_ids = [[(np.array([pad_id]), np.array([True]))]]
     else:
         rows_ids = [[_truncated(data.sample(i), max_seq_len) for i in row] for row in rows]
-    width = max_seq_len if not packing else max(sum(len(ids) for ids, _ in row) for row in rows_ids)
+    width = max_seq_len if not packing or fixed_width else max(sum(len(ids) for ids, _ in row) for row in rows_ids)
     input_ids = torch.full((len(rows_ids), width), pad_id, dtype=torch.long)
     labels = torch.full_like(input_ids, IGNORE)
     position_ids = torch.zeros_like(input_ids)
-    doc = torch.full_like(input_ids, -1)
+    real = torch.zeros_like(input_ids, dtype=torch.bool)
     for r, row in enumerate(rows_ids):
         start = 0
-        for d, (ids, ignore) in enumerate(row):
+        for ids, ignore in row:
             n = len(ids)
             input_ids[r, start:start + n] = torch.from_numpy(ids.astype(np.int64))
             # int64 first: token files are uint16/uint32, where -100 would wrap to 65436 / 4294967196
@@ -142,19 +145,13 @@ def collate(data: TrainData, rows: list[list[int]], max_seq_len: int, packing: b
             lab[0] = IGNORE
             labels[r, start:start + n] = lab
             position_ids[r, start:start + n] = torch.arange(n)
-            doc[r, start:start + n] = d
+            real[r, start:start + n] = True
             start += n
-        if start < width:  # padding: own positions, its own "document" per token (attends to itself only)
+        if start < width:  # padding: positions restart, so it is one more packed "sample" (no labels)
             position_ids[r, start:] = torch.arange(width - start)
-            doc[r, start:] = -2 - torch.arange(width - start)
-    batch = {"input_ids": input_ids, "labels": labels, "position_ids": position_ids}
-    if packing and block_mask:
-        causal = torch.tril(torch.ones(width, width, dtype=torch.bool))
-        batch["attention_mask"] = (causal & (doc[:, :, None] == doc[:, None, :]))[:, None]
-    elif not packing:
-        batch["attention_mask"] = (doc >= 0).long()
-        del batch["position_ids"]  # plain padded rows: the model's own positions, as the study
-    return batch
+    if not packing:  # plain padded rows: a padding mask and the model's own positions, as the study
+        return {"input_ids": input_ids, "labels": labels, "attention_mask": real.long()}
+    return {"input_ids": input_ids, "labels": labels, "position_ids": position_ids}
 
 
 def _truncated(sample, max_seq_len: int):

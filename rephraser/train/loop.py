@@ -3,8 +3,9 @@
 
 main() = set up (config, accelerator, model, data, optimizer, resume), train, export; cleanup in `finally`.
 Loss = sum of token losses / global count of loss tokens in the optimizer step (all ranks and accumulation
-steps), so the gradient does not depend on how the global batch is split. SIGTERM saves a checkpoint at the
-next step boundary and exits with EXIT_PREEMPTED.
+steps), so the gradient does not depend on how the global batch is split; it is computed by
+rephraser.train.loss without the full logits tensor. SIGTERM and SIGUSR1 (SLURM's preemption warning with
+`#SBATCH --signal=USR1@120`) save a checkpoint at the next step boundary and exit with EXIT_PREEMPTED.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from rephraser.modelref import model_identity, resolve_model
 from rephraser.train import checkpoint as ckpt
 from rephraser.train.config import TrainConfig
 from rephraser.train.data import EpochPlan, TrainData, collate, loss_tokens
+from rephraser.train.model import build as build_model
+from rephraser.train.model import export as export_model
 
 EXIT_PREEMPTED = 75  # EX_TEMPFAIL: stopped by SIGTERM after saving; rerun with --resume auto
 
@@ -54,8 +57,9 @@ class Trainer:
         from accelerate import Accelerator
 
         mixed = os.environ.get("ACCELERATE_MIXED_PRECISION") or ("bf16" if torch.cuda.is_available() else "no")
+        trackers = None if self.cfg.report_to == "none" else self.cfg.report_to
         self.accelerator = Accelerator(gradient_accumulation_steps=self.cfg.grad_accum, mixed_precision=mixed,
-                                       log_with="tensorboard", project_dir=self.cfg.output_dir)
+                                       log_with=trackers, project_dir=self.cfg.output_dir)
         lock = contextlib.ExitStack()
         try:
             if self.accelerator.is_main_process:  # one run per output dir (the lock goes when this process does)
@@ -72,7 +76,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ setup
     def setup(self) -> None:
-        from transformers import AutoModelForCausalLM, AutoTokenizer, get_scheduler
+        from transformers import AutoTokenizer, get_scheduler
 
         cfg, acc = self.cfg, self.accelerator
         model_name = resolve_model(cfg.model)
@@ -86,15 +90,15 @@ class Trainer:
         self.truncated = {"samples": cut, "tokens": cut_tokens}
         torch.manual_seed(cfg.seed)
         self.tokenizer = AutoTokenizer.from_pretrained(model_name)
-        model = AutoModelForCausalLM.from_pretrained(model_name, attn_implementation=cfg.attn_implementation, dtype=torch.float32)
-        self.data.check_vocab(model.config.vocab_size)
-        if cfg.gradient_checkpointing:
-            model.gradient_checkpointing_enable()
+        self.model_name = model_name
+        model = build_model(cfg, model_name)
+        self.data.check_vocab(model.model.config.vocab_size)
         self.plan = EpochPlan(self.data.lengths, cfg.max_seq_len, cfg.packing, cfg.seed)
         self.per_epoch = self.plan.micro_batches_per_epoch(acc.num_processes, cfg.micro_batch_rows)
         self.total_steps = cfg.total_steps(self.per_epoch)
         model = acc.prepare(model)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
+        trainable = [p for p in model.parameters() if p.requires_grad]  # LoRA: the adapters only
+        optimizer = torch.optim.AdamW(trainable, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
                                       weight_decay=cfg.weight_decay, fused=torch.cuda.is_available())
         self.optimizer = acc.prepare(optimizer)
         # Not acc.prepare(scheduler): that would step it once per process. Registered so save_state keeps it.
@@ -114,8 +118,10 @@ class Trainer:
         if acc.is_main_process:
             ckpt.write_run_record(cfg.output_dir, identity)
             save_config(cfg, os.path.join(cfg.output_dir, "train_config.yaml"))
-        acc.init_trackers("rephraser", config={k: str(v) for k, v in asdict(cfg).items()})
-        signal.signal(signal.SIGTERM, self._on_sigterm)
+        if trackers_on(cfg):
+            acc.init_trackers("rephraser", config={k: str(v) for k, v in asdict(cfg).items()})
+        for signum in (signal.SIGTERM, signal.SIGUSR1):
+            signal.signal(signum, self._on_sigterm)
 
     def _on_sigterm(self, *_):
         self.stop_requested = True
@@ -128,8 +134,7 @@ class Trainer:
             m = step * cfg.grad_accum + a
             epoch, index = divmod(m, self.per_epoch)
             rows = self.plan.micro_batch(epoch, index, acc.process_index, acc.num_processes, cfg.micro_batch_rows)
-            flash = cfg.attn_implementation == "flash_attention_2"
-            batches.append(collate(self.data, rows, cfg.max_seq_len, cfg.packing, self.pad_id, block_mask=not flash))
+            batches.append(collate(self.data, rows, cfg.max_seq_len, cfg.packing, self.pad_id, fixed_width=cfg.use_compile()))
         return batches
 
     @property
@@ -142,17 +147,18 @@ class Trainer:
         bar = tqdm(total=self.total_steps, initial=self.step, desc="train", disable=not acc.is_main_process, dynamic_ncols=True)
         start, start_tokens = time.perf_counter(), self.tokens_seen
         while self.step < self.total_steps:
-            loss = self.optimizer_step(self.micro_batches_of_step(self.step))
+            loss = self.last_loss = self.optimizer_step(self.micro_batches_of_step(self.step))
             self.step += 1
             rate = (self.tokens_seen - start_tokens) / max(time.perf_counter() - start, 1e-9)
             lr = self.scheduler.get_last_lr()[0]
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", tok_s=f"{rate:,.0f}")
-            if self.step % cfg.log_every == 0 or self.step == self.total_steps:
+            if trackers_on(cfg) and (self.step % cfg.log_every == 0 or self.step == self.total_steps):
                 acc.log({"train/loss": loss, "train/lr": lr, "train/tokens_per_s": rate, "train/tokens": self.tokens_seen}, step=self.step)
             if self._should_stop():
                 self.save()
-                acc.print(f"SIGTERM: saved step {self.step}; exiting with {EXIT_PREEMPTED} (rerun with --resume auto)")
+                acc.print(f"stop signal (SIGTERM/SIGUSR1): saved step {self.step}; exiting with {EXIT_PREEMPTED} "
+                          "(rerun with --resume auto)")
                 return True
             if cfg.save_every and self.step % cfg.save_every == 0 and self.step < self.total_steps:
                 self.save()
@@ -166,11 +172,14 @@ class Trainer:
         if self.accelerator.is_main_process:
             import json
 
+            import resource
+
             peak = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None
             metrics = {"steps": self.step, "loss_tokens": tokens, "train_seconds": seconds,
                        "loss_tokens_per_s": tokens / max(seconds, 1e-9), "processes": self.accelerator.num_processes,
-                       "peak_gpu_memory_gib": peak, "truncated_samples": self.truncated["samples"],
-                       "truncated_tokens": self.truncated["tokens"]}
+                       "peak_gpu_memory_gib": peak, "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+                       "truncated_samples": self.truncated["samples"], "truncated_tokens": self.truncated["tokens"],
+                       "last_loss": getattr(self, "last_loss", None)}
             with open(os.path.join(self.cfg.output_dir, "train_metrics.json"), "w") as fh:
                 json.dump(metrics, fh, indent=2)
 
@@ -197,10 +206,7 @@ class Trainer:
         return (acc.reduce(total, reduction="sum") / max(global_tokens, 1.0)).item()
 
     def token_loss_sum(self, batch: dict) -> torch.Tensor:
-        labels = batch.pop("labels")
-        logits = self.model(**batch).logits.float()
-        return torch.nn.functional.cross_entropy(
-            logits[:, :-1].reshape(-1, logits.size(-1)), labels[:, 1:].reshape(-1), ignore_index=-100, reduction="sum")
+        return self.model(**batch)  # CausalLMLoss: the sum of token losses, chunked
 
     def _should_stop(self) -> bool:
         flag = torch.tensor([1.0 if self.stop_requested else 0.0], device=self.accelerator.device)
@@ -212,5 +218,9 @@ class Trainer:
                              {"step": self.step, "tokens_seen": self.tokens_seen}, self.cfg.keep_last)
 
     def export(self) -> None:
-        path = ckpt.export_model(self.accelerator, self.model, self.tokenizer, self.cfg.output_dir)
+        path = export_model(self.accelerator, self.model, self.tokenizer, self.cfg, self.model_name, self.cfg.output_dir)
         self.accelerator.print(f"final model: {path}")
+
+
+def trackers_on(cfg: TrainConfig) -> bool:
+    return cfg.report_to != "none"
