@@ -150,23 +150,28 @@ def test_lm_eval_runs_vllm_backends_on_our_tasks(tmp_path, data_dir, tiny_llama,
     assert "exact_match,strict-match" in results["rephrased_gsm8k"] and "acc,none" in results["original_mmlu_abstract_algebra"]
 
 
-@pytest.mark.vllm
-def test_vllm_loads_the_trainers_output_directly(tmp_path, tiny_llama, data_dir):
-    """accelerate/FSDP checkpoints are exported as plain HF dirs: vLLM serves them without conversion."""
+def train_on_four_rows(tmp_path, model_dir, data_dir, *args) -> Path:
+    """rephraser tokenize + python -m rephraser.train on 4 LMSYS GSM-8K rows; returns the output directory."""
     import json
 
     from rephraser.data.tokenize import TokenizeConfig, tokenize_file
-    from rephraser.models.vllm import RephraserVLLM
 
     rows = [json.loads(line) for _, line in zip(range(4), open(data_dir / "lmsys_rephrase" / "rephrase" / "rephrase_gsm8k.jsonl"))]
     (tmp_path / "r.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    cfg = TokenizeConfig(model=str(tiny_llama), input=str(tmp_path / "r.jsonl"), layout="ragged")
+    cfg = TokenizeConfig(model=str(model_dir), input=str(tmp_path / "r.jsonl"), layout="ragged")
     tokenize_file(cfg, log=lambda *_: None)
-    done = subprocess.run([sys.executable, "-m", "rephraser.train", "--model", str(tiny_llama), "--data", str(cfg.out_path()),
-                           "--output-dir", str(tmp_path / "run"), "--max-steps", "3", "--lr", "1e-3"],
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run([sys.executable, "-m", "rephraser.train", "--model", str(model_dir), "--data", str(cfg.out_path()),
+                           "--output-dir", str(tmp_path / "run"), *args], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    exported = tmp_path / "run" / "model"
+    return tmp_path / "run"
+
+
+@pytest.mark.vllm
+def test_vllm_loads_the_trainers_output_directly(tmp_path, tiny_llama, data_dir):
+    """accelerate/FSDP checkpoints are exported as plain HF dirs: vLLM serves them without conversion."""
+    from rephraser.models.vllm import RephraserVLLM
+
+    exported = train_on_four_rows(tmp_path, tiny_llama, data_dir, "--max-steps", "3", "--lr", "1e-3") / "model"
     ours = RephraserVLLM(pretrained=str(exported), dtype="float32", max_model_len=MAX_LEN, enforce_eager=True)
     request = [instance(PROMPTS[0], {"until": [NEVER], "max_gen_toks": 8})]
     assert ours.generate_until(request, disable_tqdm=True) == make_lm("hf", exported).generate_until(request, disable_tqdm=True)
@@ -282,19 +287,10 @@ def test_vllm_data_parallel_equals_one_engine(tiny_llama):
 @pytest.mark.vllm
 def test_vllm_lora_adapter_equals_the_merged_export(tmp_path, tiny_llama, data_dir):
     """The trainer's --export-adapter output served by vLLM (lora_local_path) writes what the merged export writes."""
-    import json
-
-    from rephraser.data.tokenize import TokenizeConfig, tokenize_file
     from rephraser.models.vllm import RephraserVLLM
 
-    rows = [json.loads(line) for _, line in zip(range(4), open(data_dir / "lmsys_rephrase" / "rephrase" / "rephrase_gsm8k.jsonl"))]
-    (tmp_path / "r.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    cfg = TokenizeConfig(model=str(tiny_llama), input=str(tmp_path / "r.jsonl"), layout="ragged")
-    tokenize_file(cfg, log=lambda *_: None)
-    done = subprocess.run([sys.executable, "-m", "rephraser.train", "--model", str(tiny_llama), "--data", str(cfg.out_path()),
-                           "--output-dir", str(tmp_path / "run"), "--max-steps", "20", "--lr", "1e-2", "--lora-r", "8",
-                           "--export-adapter", "--save-every", "0", "--report-to", "none"], capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
+    train_on_four_rows(tmp_path, tiny_llama, data_dir, "--max-steps", "20", "--lr", "1e-2", "--lora-r", "8", "--export-adapter",
+                       "--save-every", "0", "--report-to", "none")
     requests = [instance(p, {"until": [NEVER], "max_gen_toks": 12}) for p in PROMPTS[:3]]
     served = RephraserVLLM(pretrained=str(tiny_llama), dtype="float32", max_model_len=MAX_LEN, enforce_eager=True,
                            lora_local_path=str(tmp_path / "run" / "adapter"), max_lora_rank=8).generate_until(requests, disable_tqdm=True)
