@@ -21,6 +21,8 @@ COMMANDS = {
               "accelerate launch -m rephraser.train)"),
     "rephrase": ("rephraser.rephrase.run", "RephraseConfig", "rephrase", "make the rephrased twin of a benchmark or "
                  "lm-eval task"),
+    "experiment": ("rephraser.experiment.run", "ExperimentConfig", "run_experiment", "a controlled contamination study: "
+                   "train, evaluate both parts, report"),
     "detect scan": ("rephraser.detect.scan", "ScanConfig", "detect_scan", "find rephrased test items in training data"),
     "detect f1": ("rephraser.detect.f1", "F1Config", "detect_f1", "the study's detector F1 protocol on the LMSYS files"),
     "demo": ("rephraser.demo", "DemoConfig", "run_demo", "the offline end-to-end demo"),

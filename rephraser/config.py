@@ -46,6 +46,8 @@ def _field_kind(tp) -> tuple[type, tuple | None, bool]:
     if origin in (list, tuple):
         base, choices, _ = _field_kind(typing.get_args(tp)[0])
         return base, choices, True
+    if origin is dict:
+        return dict, None, False
     return tp, None, False
 
 
@@ -77,6 +79,8 @@ def build_parser(cls, prog: str | None = None, description: str | None = None) -
         if base is bool:
             parser.add_argument(*flags, action=argparse.BooleanOptionalAction, **kwargs)
             continue
+        if base is dict:  # structured settings (a list of conditions, training options) live in --config files
+            continue
         kwargs.update(type=base, choices=choices)
         if is_list:
             kwargs["nargs"] = "+"
@@ -104,7 +108,7 @@ def _check_scalar(name: str, value, base: type, choices, where: str):
     ok = {bool: lambda v: isinstance(v, bool),
           int: lambda v: isinstance(v, int) and not isinstance(v, bool),
           float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-          str: lambda v: isinstance(v, str)}.get(base, lambda v: isinstance(v, base))
+          str: lambda v: isinstance(v, str), dict: lambda v: isinstance(v, dict)}.get(base, lambda v: isinstance(v, base))
     if not ok(value):
         hint = " (write true or false, unquoted)" if base is bool else ""
         raise ConfigError(f"{where}: {name}: expected {base.__name__}, got {type(value).__name__} {value!r}{hint}")

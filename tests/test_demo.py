@@ -3,25 +3,25 @@ import json
 
 import pytest
 
-from rephraser.demo import DemoConfig, run_demo
+from rephraser.demo import DemoConfig, demo_experiment, run_demo
 
 
-def test_demo_runs_the_pipeline_and_contamination_shows(tmp_path, data_dir, tiny_llama):
-    """The demo's three stages on the tiny model: tokenize, train (memorise 4 items), evaluate base vs contaminated."""
-    lines = []
-    scores = run_demo(DemoConfig(data_dir=str(data_dir), work_dir=str(tmp_path), model=str(tiny_llama), samples=4,
-                                 epochs=120, lr=3e-3), log=lines.append)
-    assert scores["contaminated"]["rephrased_gsm8k"]["strict-match"] == 1.0 and scores["base"]["rephrased_gsm8k"]["strict-match"] == 0.0
-    assert set(scores["base"]["original_gsm8k"]) == {"strict-match", "flexible-extract"}
-    assert json.loads((tmp_path / "scores.json").read_text()) == scores
-    assert any("GSM-8K exact match" in line for line in lines)
+def test_demo_is_the_packaged_experiment(tmp_path, tiny_llama):
+    """The demo is an experiment config like any other: the clean control, both variants, SmolLM2 by default."""
+    default = demo_experiment(DemoConfig(out=str(tmp_path / "demo")))
+    assert (default.model, default.benchmarks, default.contaminated, default.clean) == ("smollm2-135m", ["gsm8k"], 8, 8)
+    assert [c["train_on"] for c in default.conditions] == ["rephrased"] and default.out == str(tmp_path / "demo")
+    other = demo_experiment(DemoConfig(out=str(tmp_path / "d2"), model=str(tiny_llama)))
+    assert other.model == str(tiny_llama) and other.train == default.train
 
 
-def test_demo_names_a_missing_data_dir(tmp_path, tiny_llama):
-    from rephraser.errors import InputError
+def test_demo_names_missing_data_before_writing_anything(tmp_path, tiny_llama, monkeypatch):
+    from rephraser.data.sources import DataNotFound
 
-    with pytest.raises(InputError, match="REPHRASER_DATA_DIR"):
-        run_demo(DemoConfig(data_dir=str(tmp_path), work_dir=str(tmp_path / "w"), model=str(tiny_llama)), log=lambda *_: None)
+    monkeypatch.setenv("REPHRASER_DATA_DIR", str(tmp_path / "empty"))
+    with pytest.raises(DataNotFound, match=r"REPHRASER_DATA_DIR mirror: .*empty/gsm8k/test.jsonl \(missing\)"):
+        run_demo(DemoConfig(out=str(tmp_path / "w"), model=str(tiny_llama), data_dir=None), log=lambda *_: None)
+    assert not (tmp_path / "w").exists()
 
 
 @pytest.mark.slow

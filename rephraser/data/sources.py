@@ -43,6 +43,10 @@ LMSYS_SHA256 = {
     "abstract_algebra_test_chinese_filtered_question.jsonl": "ff9d101c48297200f251fa9cd1fc06088d2604e041ea12ba92391ef17896a32e",
     "high_school_us_history_test_chinese_filtered_question.jsonl": "f414a6fcf7f5d29d5d233646857cce748cfe044b8e3e6fa493f665d6c26ca6bc",
     "sociology_test_chinese_filtered_question.jsonl": "8e103b75108032a5dc6615779d80b39bb45701d726dec9fa71c44bd575bac9d5",
+    # question + "\n答案：<answer text>": the study's Chinese MMLU training text
+    "abstract_algebra_test_chinese.jsonl": "5ad10da7290c0f962b519d4f537ca651268db4d7bee5fd8a1ba8042f61ef147e",
+    "high_school_us_history_test_chinese.jsonl": "f933d5421aae6182e933a6157ce82c1de20f448c7130e1760d4978877a4844a5",
+    "sociology_test_chinese.jsonl": "3920cb86a39b5870b77cf1320b9e01133c16d198c5714f65ec49b2a4e28c44b6",
 }
 MMLU_REPHRASED_SUBJECTS = ("abstract_algebra", "high_school_us_history", "sociology")
 
