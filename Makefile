@@ -63,6 +63,8 @@ bench: system-deps $(VENV)/.installed $(VVENV)/.installed
 	$(PY) bench/tokenize_speed.py
 	$(PY) bench/sandbox_speed.py
 	$(PY) bench/train_throughput.py
+	$(PY) bench/rephrase_speed.py
+	$(PY) bench/detect_speed.py
 	$(VVENV)/bin/python bench/generate_speed.py
 
 clean:

@@ -40,7 +40,7 @@ DESCRIPTIONS = {
 def _usage() -> str:
     width = max(map(len, COMMANDS))
     lines = [f"  {name:<{width}}  {spec[3]}" for name, spec in COMMANDS.items()]
-    return (f"usage: rephraser <command> [flags]   (rephraser <command> --help)\n       rephraser --version\n\n"
+    return ("usage: rephraser <command> [flags]   (rephraser <command> --help)\n       rephraser --version\n\n"
             "commands:\n" + "\n".join(lines))
 
 

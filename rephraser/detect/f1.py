@@ -15,7 +15,6 @@ results.json rows: {method, column, threshold, tp, fp, fn, f1, empty, f1_study}.
 
 from __future__ import annotations
 
-import csv
 import json
 import random
 from pathlib import Path

@@ -14,6 +14,8 @@ handed to HFLM unchanged.
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 from lm_eval.api.instance import Instance
 from lm_eval.models.huggingface import HFLM
@@ -80,8 +82,10 @@ def greedy_generate(model, input_ids: torch.Tensor, attention_mask: torch.Tensor
     alive = torch.arange(input_ids.size(0), device=input_ids.device)
     positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
     cache = DynamicCache()
+    # transformers 5.x renamed past_key_values to cache (the old name warns, and goes in 5.40)
+    cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
     logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions,
-                   past_key_values=cache, use_cache=True).logits[:, -1]
+                   use_cache=True, **{cache_arg: cache}).logits[:, -1]
     last_position = positions[:, -1:]
     for step in range(max_new_tokens):
         next_tokens = logits.argmax(-1)
@@ -99,5 +103,5 @@ def greedy_generate(model, input_ids: torch.Tensor, attention_mask: torch.Tensor
         attention_mask = torch.cat([attention_mask, attention_mask.new_ones(len(alive), 1)], dim=1)
         last_position = last_position + 1
         logits = model(input_ids=next_tokens[:, None], attention_mask=attention_mask, position_ids=last_position,
-                       past_key_values=cache, use_cache=True).logits[:, -1]
+                       use_cache=True, **{cache_arg: cache}).logits[:, -1]
     return out

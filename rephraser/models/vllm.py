@@ -18,7 +18,6 @@ does the same with ray). It imports nothing of lm-eval's vllm module, which need
 
 from __future__ import annotations
 
-import os
 
 from lm_eval.api.instance import Instance
 from lm_eval.api.model import TemplateLM
