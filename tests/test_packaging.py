@@ -39,8 +39,10 @@ def pip(python: Path, *args):
 
 
 def lists_our_tasks(python: Path, cwd: Path) -> bool:
-    out = sh(python, "-m", "lm_eval", "ls", "tasks", cwd=cwd, timeout=300)
-    return "|rephrased_gsm8k " in out
+    """What `lm_eval ls tasks` sees (its TaskManager, patched or not by the startup hook), in a third of its time."""
+    out = sh(python, "-c", "from lm_eval.tasks import TaskManager; print('rephrased_gsm8k' in TaskManager().all_tasks)",
+             cwd=cwd, timeout=300)
+    return out.strip().splitlines()[-1] == "True"
 
 
 def test_sdist_builds_a_wheel_that_makes_lm_eval_find_the_tasks(tmp_path):

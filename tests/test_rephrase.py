@@ -319,3 +319,34 @@ def test_mmlu_preset_rejects_leaks_and_its_task_folder_loads(tmp_path, data_dir,
     monkeypatch.setenv("REPHRASER_DATA_DIR", str(data_dir))
     docs = task_manager(include_path=str(out / "task")).load(["rephrased_mmlu_sociology"])["tasks"]["rephrased_mmlu_sociology"].test_docs()
     assert [d["question"] for d in docs] == [spaced(r[0].strip()) for r in rows]  # the 5 rephrased, the rest placeholders
+
+
+def test_translate_uses_the_translation_prompt_and_feeds_the_chinese_task(tmp_path, data_dir, monkeypatch):
+    import csv
+
+    rows = list(csv.reader(open(data_dir / "mmlu" / "test" / "abstract_algebra_test.csv")))[:3]
+    prompts = []
+
+    def respond(messages):
+        prompts.append(messages[0]["content"])
+        question = messages[0]["content"].split("Question:\n", 1)[1]
+        return "翻译：" + spaced(question)
+
+    server = FakeOpenAI(respond=respond, key=KEY).start()
+    out = tmp_path / "out"
+    try:
+        done = rephraser("--benchmark", "mmlu", "--subjects", "abstract_algebra", "--limit", 3, "--translate", "Chinese",
+                         "--backend", "openai", "--model", "m", "--api-base", server.url, "--out", out,
+                         env={"OPENAI_API_KEY": KEY, "REPHRASER_DATA_DIR": str(data_dir)})
+    finally:
+        server.stop()
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert all(p.startswith("Translate the following exam question into Chinese") for p in prompts)
+    lines = [json.loads(line) for line in (out / "task" / "abstract_algebra_test_chinese_filtered_question.jsonl").open()]
+    assert len(lines) == 100 and lines[0]["text"].endswith(f"\nD. {rows[0][4]}") and lines[5]["text"] == ""
+    from rephraser.tasks import task_manager
+
+    monkeypatch.setenv("REPHRASER_DATA_DIR", str(data_dir))
+    tm = task_manager(include_path=str(out / "task"))
+    docs = tm.load(["rephrased_mmlu_zh_abstract_algebra"])["tasks"]["rephrased_mmlu_zh_abstract_algebra"].test_docs()
+    assert len(docs) == 3 and docs[0]["question"].startswith("翻译：") and docs[0]["answer"] == "ABCD".index(rows[0][5])
