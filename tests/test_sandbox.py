@@ -295,3 +295,13 @@ def test_unavailability_names_a_setting_that_exists(monkeypatch, tmp_path):
     finally:
         check_available.cache_clear()
     assert "--sandbox-isolation" not in str(err.value) and "REPHRASER_SANDBOX_ISOLATION=rlimits" in str(err.value)
+
+
+def test_programs_run_on_this_very_interpreter():
+    """The sandboxed program runs the interpreter (and its libpython, stdlib and site-packages) the evaluation runs,
+    not whatever the system offers once the real one is out of reach."""
+    program = Program("v", f"import sys\nassert sys.version == {sys.version!r}, sys.version\n"
+                           f"assert sys.base_prefix == {sys.base_prefix!r}, sys.base_prefix\nimport numpy\n")
+    with Sandbox(config(), consent=True) as box:
+        result = box.run([program])[0]
+    assert result.outcome == "passed", (result.detail, result.stderr)

@@ -4,6 +4,7 @@ import json
 import os
 import random
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -76,7 +77,12 @@ def test_plan_covers_every_sample_once_per_epoch_whatever_the_process_count():
     assert plan.rows(1) != plan.rows(2)  # reshuffled each epoch
 
 
-@pytest.mark.parametrize("attention", ["eager", "sdpa", "flex_attention"])
+# torch.compile's CPU backend (inductor, which flex_attention needs there) builds C++ with unquoted include paths: it
+# cannot compile from a torch installed under a path with a space. That is torch's limit, not ours: skip, saying so.
+NEEDS_INDUCTOR = pytest.mark.skipif(" " in torch.__file__, reason="torch inductor cannot compile from a path with a space")
+
+
+@pytest.mark.parametrize("attention", ["eager", "sdpa", pytest.param("flex_attention", marks=NEEDS_INDUCTOR)])
 def test_packed_and_padded_batches_give_the_same_per_sample_losses(tmp_path, tiny_llama, gsm_rows, attention):
     """No hand-built mask: transformers sees the restarting position ids and keeps the samples of a packed row apart,
     for every attention implementation this machine has (flex_attention runs on CPU in torch >= 2.6)."""
@@ -344,8 +350,8 @@ def test_disk_full_during_a_checkpoint_says_what_is_intact(tmp_path, tiny_llama,
     if shutil.which("bwrap") is None:
         pytest.skip("bubblewrap builds the small filesystem")
     data = tokenize(tmp_path, tiny_llama, gsm_rows[:4])
-    script = (f"{PY} -m rephraser.train --model {tiny_llama} --data {data} --output-dir /full/run --max-steps 4 "
-              "--save-every 1 --keep-last 3; echo rc=$?; ls /full/run/checkpoints")
+    script = (f"{shlex.quote(PY)} -m rephraser.train --model {shlex.quote(str(tiny_llama))} --data {shlex.quote(str(data))} "
+              "--output-dir /full/run --max-steps 4 --save-every 1 --keep-last 3; echo rc=$?; ls /full/run/checkpoints")
     done = run(["bwrap", "--bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--size", str(12 * 2**20),
                 "--tmpfs", "/full", "--", "sh", "-c", script])
     assert "rc=1" in done.stdout, done.stdout + done.stderr[-3000:]
@@ -421,6 +427,7 @@ def test_lora_export_runs_through_lm_eval(tmp_path, tiny_llama, gsm_rows, data_d
 
 
 @pytest.mark.slow
+@NEEDS_INDUCTOR
 def test_compiled_layers_train_like_eager(tmp_path, tiny_llama, gsm_rows):
     data = tokenize(tmp_path, tiny_llama, gsm_rows[:6])
     args = ("--max-steps", 3, "--lr", 1e-3, "--micro-batch-rows", 2, "--max-seq-len", 256, "--save-every", 0)

@@ -68,10 +68,21 @@ def _hidden_dirs() -> list[Path]:
 
 
 def _bind_back(hidden: list[Path]) -> list[str]:
-    """Read-only binds of the interpreter paths that a hidden dir would hide (outermost only)."""
+    """Read-only binds of the interpreter paths that a hidden dir would hide (outermost only). The directories
+    leading to them are made first, traversable (0755): bubblewrap would create them 0700, and the sandbox's
+    own uid could then not reach the interpreter, its shared library or its site-packages (the dynamic loader
+    then silently takes the system's libpython instead)."""
     wanted = [p for p in interpreter_paths() if any(p == h or p.is_relative_to(h) for h in hidden) and p.exists()]
     outermost = [p for p in wanted if not any(p != q and p.is_relative_to(q) for q in wanted)]
-    return [arg for p in outermost for arg in ("--ro-bind", str(p), str(p))]
+    args, made = [], set()
+    for path in outermost:
+        root = next(h for h in hidden if path == h or path.is_relative_to(h))
+        for parent in reversed(path.parents):
+            if parent.is_relative_to(root) and parent != root and parent not in made:
+                args += ["--perms", "0755", "--dir", str(parent)]
+                made.add(parent)
+        args += ["--ro-bind", str(path), str(path)]
+    return args
 
 
 def _bwrap_args(program_file: Path, disk_bytes: int) -> list[str]:
