@@ -164,6 +164,26 @@ def test_killing_the_parent_leaves_nothing_running(tmp_path):
     assert not leftover(base)
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="slot uids are switched only as root")
+def test_concurrent_sandboxes_never_share_a_slot_uid(tmp_path):
+    """Two evaluations at once: one's sweep of its slot uid must not kill the other's running program."""
+    base = BASE_UID + 400
+    script = textwrap.dedent(f"""
+        from rephraser.sandbox import Sandbox, SandboxConfig, Program
+        with Sandbox(SandboxConfig(timeout_s=30, cpu_s=30, workers=1, base_uid={base}), consent=True) as box:
+            print("ready", flush=True)
+            print(box.run([Program("slow", "import time\\ntime.sleep(3)")])[0].outcome, flush=True)
+    """)
+    other = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert other.stdout.readline().strip() == "ready"
+    with Sandbox(config(workers=1, base_uid=base), consent=True) as box:
+        assert box.lease.uids != [base]  # the other process holds it
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            assert box.run([Program("quick", GOOD)])[0].passed
+    assert other.stdout.read().strip() == "passed" and other.wait() == 0
+
+
 @pytest.mark.slow
 def test_soak_of_timeouts_leaks_nothing():
     own_fds = len(os.listdir("/proc/self/fd"))

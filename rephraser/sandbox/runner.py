@@ -9,6 +9,8 @@ Each program gets: a private, size-limited work dir as cwd, stdin from /dev/null
 hard limits (CPU seconds, address space, file size, open files, processes, no core dumps), stdout/stderr
 into files capped by the file-size limit and truncated on read, its own session and process group killed
 whole on timeout, and (as root) its own uid per worker slot, whose leftover processes are swept after every run.
+Slot uids are claimed machine-wide (uids.py): concurrent sandboxes never share one, so one's sweep cannot
+kill another's program.
 
 "error" means the sandbox itself failed (it could not start the program): that is never a verdict on the
 program. `Sandbox()` first runs a probe program exactly as it will run the real ones and refuses to start
@@ -38,6 +40,7 @@ from rephraser.config import check_choice, check_positive
 from rephraser.errors import ConfigError, RephraserError
 from rephraser.sandbox.isolation import (ISOLATIONS, WEAKER, SandboxUnavailable, check_available, launch_command,
                                          scrubbed_env, site_packages, switches_uid)
+from rephraser.sandbox.uids import UidLease
 
 OUTCOMES = ("passed", "failed", "timeout", "crashed", "error")
 
@@ -73,7 +76,8 @@ class SandboxConfig:
     disk_mb: int = field(default=64, metadata={"help": "size of the program's writable space (its work dir and /tmp, "
                                                         "each a tmpfs of this size; namespaces isolation only)"})
     isolation: str = field(default="namespaces", metadata={"help": f"one of {ISOLATIONS}; 'rlimits' is weaker"})
-    base_uid: int = field(default=61000, metadata={"help": "slot k runs as uid base_uid + k (when run as root)"})
+    base_uid: int = field(default=61000, metadata={"help": "as root, each slot runs as its own free uid from "
+                                                         "base_uid up (claimed machine-wide)"})
 
     def __post_init__(self):
         check_choice("isolation", self.isolation, ISOLATIONS)
@@ -130,10 +134,13 @@ class Sandbox:
         check_available(self.config.isolation)
         self.root = Path(tempfile.mkdtemp(prefix="rephraser-sandbox-"))
         self.root.chmod(0o711)  # slot uids must reach their own work dir below it in 'rlimits' mode
-        self.slots: queue.Queue[int] = queue.Queue()
-        for slot in range(self.config.workers):
-            self.slots.put(slot)
+        self.lease: UidLease | None = None
+        self.slots: queue.Queue[int | None] = queue.Queue()
         try:
+            if switches_uid():
+                self.lease = UidLease(self.config.base_uid, self.config.workers, sweep=kill_uid)
+            for slot in range(self.config.workers):
+                self.slots.put(self.lease.uids[slot] if self.lease else None)
             self._probe()
         except BaseException:
             self.close()
@@ -149,7 +156,7 @@ class Sandbox:
             why = result.stderr.strip().splitlines()[-1:] or [result.detail]
             raise SandboxUnavailable(f"the sandbox cannot run {sys.executable} ({result.outcome}: {result.detail}; {why[0]}). "
                                      "If the interpreter or its site-packages are not readable by other users (the "
-                                     f"sandbox runs programs as uid {self.config.base_uid}+), make them so; or {WEAKER}")
+                                     f"sandbox runs programs as uids {self.config.base_uid}+), make them so; or {WEAKER}")
         _PROBED.add(key)
 
     def run(self, programs: list[Program]) -> list[Result]:
@@ -158,15 +165,16 @@ class Sandbox:
             return list(pool.map(self._run_on_a_slot, programs))
 
     def _run_on_a_slot(self, program: Program) -> Result:
-        slot = self.slots.get()
+        uid = self.slots.get()
         try:
-            uid = self.config.base_uid + slot if switches_uid() else None
             return run_one(program, self.config, self.root, uid)
         finally:
-            self.slots.put(slot)
+            self.slots.put(uid)
 
     def close(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
+        if self.lease:
+            self.lease.release()
 
     def __enter__(self):
         return self
