@@ -14,20 +14,24 @@ from rephraser import __version__
 from rephraser.config import build_parser, resolve
 from rephraser.errors import RephraserError
 
-# name -> (module, config class, function, one-line help); imported only when that subcommand runs.
+# name -> (config class, function, one-line help), as "module:attribute". The config's module is light: `--help`
+# and flag errors never import the function's module (torch, datasets, lm-eval), which runs only when the command does.
 COMMANDS = {
-    "tokenize": ("rephraser.data.tokenize", "TokenizeConfig", "tokenize_file", "JSONL rows -> .tok/.msk/.idx token files"),
-    "train": ("rephraser.train.loop", "TrainConfig", "train", "fine-tune on token files (one process; multi-GPU: "
-              "accelerate launch -m rephraser.train)"),
-    "rephrase": ("rephraser.rephrase.run", "RephraseConfig", "rephrase", "make the rephrased twin of a benchmark or "
-                 "lm-eval task"),
-    "experiment": ("rephraser.experiment.run", "ExperimentConfig", "run_experiment", "a controlled contamination study: "
-                   "train, evaluate both parts, report"),
-    "detect scan": ("rephraser.detect.scan", "ScanConfig", "detect_scan", "find rephrased test items in training data"),
-    "detect f1": ("rephraser.detect.f1", "F1Config", "detect_f1", "the study's detector F1 protocol on the LMSYS files"),
-    "demo": ("rephraser.demo", "DemoConfig", "run_demo", "the offline end-to-end demo"),
-    "lm-eval-hook": ("rephraser.lm_eval_plugin", "HookConfig", "install_hook", "let the plain `lm_eval` find rephraser "
-                     "(editable installs)"),
+    "tokenize": ("rephraser.data.tokenize:TokenizeConfig", "rephraser.data.tokenize:tokenize_file",
+                 "JSONL rows -> .tok/.msk/.idx token files"),
+    "train": ("rephraser.train.config:TrainConfig", "rephraser.train.loop:train",
+              "fine-tune on token files (one process; multi-GPU: accelerate launch -m rephraser.train)"),
+    "rephrase": ("rephraser.rephrase.config:RephraseConfig", "rephraser.rephrase.run:rephrase",
+                 "make the rephrased twin of a benchmark or lm-eval task"),
+    "experiment": ("rephraser.experiment.config:ExperimentConfig", "rephraser.experiment.run:run_experiment",
+                   "a controlled contamination study: train, evaluate both parts, report"),
+    "detect scan": ("rephraser.detect.config:ScanConfig", "rephraser.detect.scan:detect_scan",
+                    "find rephrased test items in training data"),
+    "detect f1": ("rephraser.detect.config:F1Config", "rephraser.detect.f1:detect_f1",
+                  "the study's detector F1 protocol on the LMSYS files"),
+    "demo": ("rephraser.demo:DemoConfig", "rephraser.demo:run_demo", "the offline end-to-end demo"),
+    "lm-eval-hook": ("rephraser.lm_eval_plugin:HookConfig", "rephraser.lm_eval_plugin:install_hook",
+                     "let the plain `lm_eval` find rephraser (editable installs)"),
 }
 DESCRIPTIONS = {
     "train": "Fine-tune a causal LM on token files in this process (CPU or one GPU). For several GPUs or nodes, "
@@ -39,9 +43,14 @@ DESCRIPTIONS = {
 
 def _usage() -> str:
     width = max(map(len, COMMANDS))
-    lines = [f"  {name:<{width}}  {spec[3]}" for name, spec in COMMANDS.items()]
+    lines = [f"  {name:<{width}}  {spec[2]}" for name, spec in COMMANDS.items()]
     return ("usage: rephraser <command> [flags]   (rephraser <command> --help)\n       rephraser --version\n\n"
             "commands:\n" + "\n".join(lines))
+
+
+def _load(ref: str):
+    module, _, attribute = ref.partition(":")
+    return getattr(importlib.import_module(module), attribute)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,12 +67,12 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"rephraser: unknown command {name!r}\n{_usage()}", file=sys.stderr)
         return 2
-    module_name, config_name, function_name, _ = COMMANDS[name]
-    module = importlib.import_module(module_name)
-    config_cls = getattr(module, config_name)
+    config_ref, function_ref, _ = COMMANDS[name]
+    config_cls = _load(config_ref)
     args = build_parser(config_cls, prog=f"rephraser {name}", description=DESCRIPTIONS.get(name)).parse_args(rest)
     try:
-        result = getattr(module, function_name)(resolve(config_cls, args))
+        config = resolve(config_cls, args)
+        result = _load(function_ref)(config)
     except RephraserError as e:
         print(f"rephraser {name}: error: {e}", file=sys.stderr)
         return 1
