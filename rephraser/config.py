@@ -167,3 +167,19 @@ def check_positive(name: str, value, allow_zero: bool = False, maximum: int | No
         raise ConfigError(f"{name}: expected a {'non-negative' if allow_zero else 'positive'} integer, got {value!r}")
     if maximum is not None and value > maximum:
         raise ConfigError(f"{name}: {value} is larger than the supported maximum {maximum}")
+
+
+def differences(before, now, where: str = "") -> list[str]:
+    """What changed between a saved configuration (or run record) and the current one, for a resume refusal:
+    ["lr: 2e-05 there, 0.001 now", "data[0].sha256: ...", ...], nested keys dotted."""
+    if isinstance(before, dict) and isinstance(now, dict):
+        return [d for key in sorted(set(before) | set(now), key=str)
+                for d in differences(before.get(key), now.get(key), f"{where}.{key}" if where else str(key))]
+    if isinstance(before, list) and isinstance(now, list) and len(before) == len(now):
+        return [d for i, (a, b) in enumerate(zip(before, now)) for d in differences(a, b, f"{where}[{i}]")]
+    return [] if before == now else [f"{where}: {_short(before)} there, {_short(now)} now"]
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from dataclasses import field as option  # `field` is also a setting's name
 from typing import Literal
 
-from rephraser.config import check_positive
+from rephraser.config import check_choice, check_positive
 from rephraser.detect.embed import DEFAULT_MODEL
 from rephraser.detect.judge import KINDS
 from rephraser.errors import ConfigError
@@ -25,8 +25,8 @@ def _check_judge(cfg) -> None:
             raise ConfigError("judge / model: the llm and pipeline methods need --judge openai|vllm and --model")
         if cfg.judge == "openai" and not cfg.api_base:
             raise ConfigError("api_base: --judge openai needs --api-base")
-    if cfg.judge_kind is not None and cfg.judge_kind not in KINDS:
-        raise ConfigError(f"judge_kind: {cfg.judge_kind!r} is not one of {list(KINDS)}")
+    if cfg.judge_kind is not None:
+        check_choice("judge_kind", cfg.judge_kind, KINDS)
 
 
 @dataclass
@@ -67,8 +67,7 @@ class ScanConfig:
     def __post_init__(self):
         if (self.benchmark is None) == (self.task is None):
             raise ConfigError("benchmark / task: give exactly one of --benchmark gsm8k|mmlu|humaneval or --task NAME")
-        if self.method not in METHODS:
-            raise ConfigError(f"method: {self.method!r} is not one of {list(METHODS)}")
+        check_choice("method", self.method, METHODS)
         for name in ("top_k", "concurrency", "max_llm_pairs"):
             check_positive(name, getattr(self, name))
         _check_judge(self)

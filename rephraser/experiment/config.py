@@ -22,7 +22,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Literal
 
-from rephraser.config import check_positive, check_type
+from rephraser.config import check_choice, check_positive, check_type
 from rephraser.errors import ConfigError
 
 TRAIN_ON = ("rephrased", "original", "translated", "mix", "none")
@@ -83,8 +83,7 @@ class ExperimentConfig:
         check_positive("contaminated", self.contaminated, allow_zero=True)
         check_positive("clean", self.clean, allow_zero=True)
         check_positive("bootstrap", self.bootstrap)
-        if self.eval_backend not in BACKENDS:
-            raise ConfigError(f"eval_backend: {self.eval_backend!r} is not one of {list(BACKENDS)}")
+        check_choice("eval_backend", self.eval_backend, BACKENDS)
         if "humaneval" in self.benchmarks and not self.confirm_run_unsafe_code:
             raise ConfigError("confirm_run_unsafe_code: HumanEval is scored by running model-written code (in "
                               "rephraser's sandbox); set it to true to allow that")

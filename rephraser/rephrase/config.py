@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 from dataclasses import field as option  # `field` is also a setting's name (the doc field to rephrase)
 from typing import Literal
 
-from rephraser.config import check_positive
+from rephraser.config import check_choice, check_positive
 from rephraser.errors import ConfigError
 
 BENCHMARKS = ("gsm8k", "mmlu", "humaneval")
@@ -51,10 +51,9 @@ class RephraseConfig:
     def __post_init__(self):
         if (self.benchmark is None) == (self.task is None):
             raise ConfigError("benchmark / task: give exactly one of --benchmark gsm8k|mmlu|humaneval or --task NAME")
-        if self.benchmark is not None and self.benchmark not in BENCHMARKS:
-            raise ConfigError(f"benchmark: {self.benchmark!r} is not one of {list(BENCHMARKS)}")
-        if self.backend not in BACKENDS:
-            raise ConfigError(f"backend: {self.backend!r} is not one of {list(BACKENDS)}")
+        if self.benchmark is not None:
+            check_choice("benchmark", self.benchmark, BENCHMARKS)
+        check_choice("backend", self.backend, BACKENDS)
         if self.field is not None and self.task is None or self.include_path is not None and self.task is None:
             raise ConfigError("field / include_path: only with --task")
         if self.subjects is not None and self.benchmark != "mmlu":

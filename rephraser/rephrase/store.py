@@ -20,7 +20,7 @@ from pathlib import Path
 import yaml
 
 from rephraser.atomic import atomic_write_text
-from rephraser.config import save_config
+from rephraser.config import differences, save_config
 from rephraser.errors import ConfigError
 from rephraser.locking import output_lock
 
@@ -43,9 +43,9 @@ class Store:
             return
         before = yaml.safe_load(saved.read_text(encoding="utf-8")) or {}
         now = cfg.identity()
-        changed = sorted(k for k in now if before.get(k) != now[k])
+        changed = differences({k: before.get(k) for k in now}, now)
         if changed:
-            listed = "; ".join(f"{k}: {before.get(k)!r} there, {now[k]!r} now" for k in changed)
+            listed = "; ".join(changed)
             raise ConfigError(f"out: {self.folder} was made with another configuration ({listed}); rerun with the same "
                               "settings to resume, or choose another --out")
 

@@ -17,6 +17,7 @@ import shutil
 from pathlib import Path
 
 from rephraser.atomic import atomic_write_text
+from rephraser.config import differences
 from rephraser.errors import ConfigError, RephraserError
 
 MARKER = "COMPLETE"
@@ -52,25 +53,11 @@ def check_output_dir(output_dir, identity: dict, resume: str) -> None:
         raise ConfigError(f"output_dir: {output_dir} holds checkpoints but no {RUN_RECORD} (another tool's, or an "
                           "older rephraser's run): use another --output-dir")
     before = json.loads(record.read_text())
-    changes = _differences(before, json.loads(json.dumps(identity)))
+    changes = [c.removeprefix("config.") for c in differences(before, json.loads(json.dumps(identity)))]
     if changes:
         listed = "; ".join(changes[:8]) + (f"; ... ({len(changes)} in all)" if len(changes) > 8 else "")
         raise ConfigError(f"output_dir: {output_dir} holds checkpoints of another run ({listed}). Resume with the "
                           "same model, data and settings, or use another --output-dir")
-
-
-def _differences(before, now, where: str = "") -> list[str]:
-    if isinstance(before, dict) and isinstance(now, dict):
-        return [d for key in sorted(set(before) | set(now), key=str)
-                for d in _differences(before.get(key), now.get(key), f"{where}.{key}" if where else str(key))]
-    if isinstance(before, list) and isinstance(now, list) and len(before) == len(now):
-        return [d for i, (a, b) in enumerate(zip(before, now)) for d in _differences(a, b, f"{where}[{i}]")]
-    return [] if before == now else [f"{where.removeprefix('config.')}: {_short(before)} there, {_short(now)} now"]
-
-
-def _short(value) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def write_run_record(output_dir, identity: dict) -> None:
