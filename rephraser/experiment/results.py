@@ -50,8 +50,10 @@ def read_model(folder: Path, model: str, condition: str, names: dict) -> tuple[l
                         if s.get("filter", "none") == filter_name]
             key = f"{metric},{filter_name}"
             value = results[task][key]
-            mean = sum(v for _, v in outcomes) / len(outcomes) if outcomes else float("nan")
-            if outcomes and abs(mean - value) > 1e-9:
+            if not outcomes:  # nothing to check the reported number against: no number
+                raise RephraserError(f"{model} {task} {key}: lm-eval's samples hold no per-item {metric} ({filter_name})")
+            mean = sum(v for _, v in outcomes) / len(outcomes)
+            if abs(mean - value) > 1e-9:
                 raise RephraserError(f"{model} {task} {key}: lm-eval reports {value}, its samples average {mean}")
             name = metric if filter_name == "none" else f"{metric} ({filter_name})"
             low, high = wilson(sum(v for _, v in outcomes), len(outcomes))

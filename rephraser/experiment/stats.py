@@ -10,23 +10,20 @@ base and trained outcomes together (they are paired: the same item before and af
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
+import scipy.stats
 
-Z95 = 1.959963984540054
+NAN = (float("nan"), float("nan"))
 
 
-def wilson(successes: float, n: int, z: float = Z95) -> tuple[float, float]:
+def wilson(successes: float, n: int) -> tuple[float, float]:
+    """95 % Wilson score interval of `successes` out of `n` 0/1 outcomes (scipy's)."""
     if n == 0:
-        return (float("nan"), float("nan"))
-    p = successes / n
-    centre = p + z * z / (2 * n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    denominator = 1 + z * z / n
-    low = 0.0 if successes <= 0 else max(0.0, (centre - half) / denominator)  # exact bounds at 0 and n (no rounding dust)
-    high = 1.0 if successes >= n else min(1.0, (centre + half) / denominator)
-    return (low, high)
+        return NAN
+    if not float(successes).is_integer():
+        raise ValueError(f"wilson: {successes} successes is not a count of 0/1 outcomes")
+    ci = scipy.stats.binomtest(int(successes), n).proportion_ci(confidence_level=0.95, method="wilson")
+    return (float(ci.low), float(ci.high))
 
 
 def effect(cont_base, cont_trained, clean_base, clean_trained) -> float:
@@ -35,12 +32,13 @@ def effect(cont_base, cont_trained, clean_base, clean_trained) -> float:
 
 
 def effect_interval(cont_base, cont_trained, clean_base, clean_trained, resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95 % percentile bootstrap of `effect`: each part resampled on its own (scipy's unpaired bootstrap of the
+    two samples of per-item lifts); undefined (nan) with fewer than two items in a part."""
     cont = np.asarray(cont_trained, float) - np.asarray(cont_base, float)
     clean = np.asarray(clean_trained, float) - np.asarray(clean_base, float)
-    if not len(cont) or not len(clean):
-        return (float("nan"), float("nan"))
-    rng = np.random.default_rng(seed)
-    a = cont[rng.integers(0, len(cont), size=(resamples, len(cont)))].mean(axis=1)
-    b = clean[rng.integers(0, len(clean), size=(resamples, len(clean)))].mean(axis=1)
-    low, high = np.percentile(a - b, [2.5, 97.5])
-    return (float(low), float(high))
+    if len(cont) < 2 or len(clean) < 2:
+        return NAN
+    result = scipy.stats.bootstrap((cont, clean), lambda a, b, axis: a.mean(axis) - b.mean(axis), vectorized=True,
+                                   paired=False, n_resamples=resamples, confidence_level=0.95, method="percentile",
+                                   rng=np.random.default_rng(seed))
+    return (float(result.confidence_interval.low), float(result.confidence_interval.high))
