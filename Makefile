@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install -q --disable-pip-version-check
 export REPHRASER_DATA_DIR ?= $(abspath ../shared/data)
 
-.PHONY: demo test bench clean system-deps
+.PHONY: demo test test-fast lint bench clean system-deps
 
 SOURCES := $(shell find rephraser -type f -not -path '*/__pycache__/*') rephraser-lm-eval.pth rephraser_lm_eval_hook.py setup.py
 
@@ -57,9 +57,18 @@ system-deps:
 
 # Two workers, one test file each at a time (a file's session fixtures and sandbox uid ranges stay in one process):
 # ~1.5x faster than one on 2 cores. vLLM tests stay serial: each engine takes GiBs.
-test: system-deps $(VENV)/.installed $(VVENV)/.installed
+test: lint system-deps $(VENV)/.installed $(VVENV)/.installed
 	$(PY) -m pytest -m "not vllm" -n 2 --dist loadfile
 	$(VVENV)/bin/python -m pytest -m vllm
+
+# ruff (lint and format, configured in pyproject.toml): part of `make test`, so CI fails on a lint error.
+lint: $(VENV)/.deps
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+# The edit-test loop: in-process tests only (no subprocess, no training, no real model), about a minute.
+test-fast: $(VENV)/.installed
+	$(PY) -m pytest -m "not slow and not vllm" -n 2 --dist loadfile -q
 
 bench: system-deps $(VENV)/.installed $(VVENV)/.installed
 	$(PY) bench/tokenize_speed.py

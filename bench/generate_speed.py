@@ -35,7 +35,10 @@ def instances(contexts, eos_text: str):
     from lm_eval.api.instance import Instance
 
     kwargs = {"until": [*UNTIL, eos_text], "max_gen_toks": 256, "do_sample": False}
-    return [Instance(request_type="generate_until", doc={}, arguments=(c, dict(kwargs)), idx=i) for i, c in enumerate(contexts)]
+    return [
+        Instance(request_type="generate_until", doc={}, arguments=(c, dict(kwargs)), idx=i)
+        for i, c in enumerate(contexts)
+    ]
 
 
 def instruct_eval_sequential(model_dir: str, contexts: list[str], max_gen_toks: int = 256) -> list[str]:
@@ -45,13 +48,17 @@ def instruct_eval_sequential(model_dir: str, contexts: list[str], max_gen_toks: 
 
     tok = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
-    order = sorted(range(len(contexts)), key=lambda i: (len(tok.encode(contexts[i], add_special_tokens=False)), contexts[i]))
+    order = sorted(
+        range(len(contexts)), key=lambda i: (len(tok.encode(contexts[i], add_special_tokens=False)), contexts[i])
+    )
     out = [None] * len(contexts)
     for i in order:
         context_enc = torch.tensor([tok.encode(contexts[i], add_special_tokens=False)])
         with torch.no_grad():
-            cont = model.generate(context_enc, max_length=context_enc.shape[1] + max_gen_toks, eos_token_id=2, do_sample=False)
-        out[i] = tok.decode(cont[0].tolist()[context_enc.shape[1]:-1])
+            cont = model.generate(
+                context_enc, max_length=context_enc.shape[1] + max_gen_toks, eos_token_id=2, do_sample=False
+            )
+        out[i] = tok.decode(cont[0].tolist()[context_enc.shape[1] : -1])
     return out
 
 
@@ -67,10 +74,19 @@ def main() -> None:
     parser.add_argument("--data-dir", default=os.environ.get("REPHRASER_DATA_DIR", "../shared/data"))
     parser.add_argument("--prompts", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--skip", nargs="*", default=[], help="paths to skip: sequential lm_eval_hf rephraser_hf lm_eval_vllm rephraser_vllm")
+    parser.add_argument(
+        "--skip",
+        nargs="*",
+        default=[],
+        help="paths to skip: sequential lm_eval_hf rephraser_hf lm_eval_vllm rephraser_vllm",
+    )
     args = parser.parse_args()
     if not torch.cuda.is_available():  # vLLM's CPU build: a 1 GiB KV cache, in-process engine
-        for key, value in (("VLLM_CPU_KVCACHE_SPACE", "1"), ("VLLM_ENABLE_V1_MULTIPROCESSING", "0"), ("VLLM_NO_USAGE_STATS", "1")):
+        for key, value in (
+            ("VLLM_CPU_KVCACHE_SPACE", "1"),
+            ("VLLM_ENABLE_V1_MULTIPROCESSING", "0"),
+            ("VLLM_NO_USAGE_STATS", "1"),
+        ):
             os.environ.setdefault(key, value)
     if args.model is None:
         from rephraser.smollm2 import smollm2_dir
@@ -81,12 +97,19 @@ def main() -> None:
     tok = AutoTokenizer.from_pretrained(args.model)
     contexts = prompts(Path(args.data_dir), args.prompts)
     requests = instances(contexts, tok.eos_token)
-    count = lambda texts: sum(len(tok.encode(t, add_special_tokens=False)) for t in texts)
+
+    def count(texts):
+        return sum(len(tok.encode(t, add_special_tokens=False)) for t in texts)
+
     runs = {}
 
     def hf_backend(cls):
-        lm = cls(pretrained=args.model, dtype="float32", device="cpu" if not torch.cuda.is_available() else "cuda",
-                 batch_size=args.batch_size)
+        lm = cls(
+            pretrained=args.model,
+            dtype="float32",
+            device="cpu" if not torch.cuda.is_available() else "cuda",
+            batch_size=args.batch_size,
+        )
         return lambda: lm.generate_until(requests, disable_tqdm=True)
 
     def vllm_backend(kind):
@@ -125,9 +148,17 @@ def main() -> None:
     for name, (seconds, texts) in runs.items():
         print(f"{name:38s} {seconds:8.1f} s  {count(texts) / seconds:8.1f} tokens/s  ({count(texts)} tokens)")
     names = list(base)
-    get = lambda prefix: next((base[n][0] for n in names if n.startswith(prefix)), None)
-    pairs = [("rephraser-hf", "lm-eval hf"), ("rephraser-hf", "instruct-eval"), ("rephraser-vllm", "lm-eval vllm"),
-             ("rephraser-vllm", "lm-eval hf"), ("rephraser-vllm", "rephraser-hf")]
+
+    def get(prefix):
+        return next((base[n][0] for n in names if n.startswith(prefix)), None)
+
+    pairs = [
+        ("rephraser-hf", "lm-eval hf"),
+        ("rephraser-hf", "instruct-eval"),
+        ("rephraser-vllm", "lm-eval vllm"),
+        ("rephraser-vllm", "lm-eval hf"),
+        ("rephraser-vllm", "rephraser-hf"),
+    ]
     for a, b in pairs:
         if get(a) and get(b):
             print(f"speed-up {a} vs {b}: {get(b) / get(a):.2f}x")

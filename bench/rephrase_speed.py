@@ -35,11 +35,16 @@ def requests_bench(args) -> None:
     from rephraser.rephrase.run import rephrase
 
     data = Path(args.data_dir)
-    questions = [json.loads(line)["question"] for _, line in zip(range(args.items), open(data / "gsm8k" / "test.jsonl"))]
+    questions = [
+        json.loads(line)["question"] for _, line in zip(range(args.items), open(data / "gsm8k" / "test.jsonl"))
+    ]
 
     # The server in its own process, as a real endpoint would be (in this process it would share our GIL).
-    server = subprocess.Popen([sys.executable, str(REPO / "tests" / "fake_openai.py"), str(args.latency), "bench"],
-                              stdout=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [sys.executable, str(REPO / "tests" / "fake_openai.py"), str(args.latency), "bench"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     url = server.stdout.readline().strip()
     os.environ["OPENAI_API_KEY"] = "bench"
     os.environ.setdefault("REPHRASER_DATA_DIR", str(data))
@@ -47,12 +52,23 @@ def requests_bench(args) -> None:
         client = OpenAI(base_url=url, api_key="bench", max_retries=0)
         start = time.perf_counter()
         for q in questions:  # the study's style: one request, wait, check, next
-            text = client.chat.completions.create(model="m", messages=[{"role": "user", "content": f"Problem:\n{q}"}]).choices[0].message.content
+            text = (
+                client.chat.completions.create(model="m", messages=[{"role": "user", "content": f"Problem:\n{q}"}])
+                .choices[0]
+                .message.content
+            )
             longest_shared_run(q, text)
         sequential = time.perf_counter() - start
         out = Path(tempfile.mkdtemp(prefix="rephrase-bench-")) / "out"
-        cfg = RephraseConfig(backend="openai", model="m", api_base=url, benchmark="gsm8k", limit=args.items,
-                             concurrency=args.concurrency, out=str(out))
+        cfg = RephraseConfig(
+            backend="openai",
+            model="m",
+            api_base=url,
+            benchmark="gsm8k",
+            limit=args.items,
+            concurrency=args.concurrency,
+            out=str(out),
+        )
         start = time.perf_counter()
         report = rephrase(cfg, log=lambda *_: None)
         ours = time.perf_counter() - start
@@ -61,8 +77,10 @@ def requests_bench(args) -> None:
         server.wait()
     print(f"{args.items} GSM-8K items, {args.latency * 1000:.0f} ms per request (loopback server)")
     print(f"  one request at a time (study's loop):       {sequential:7.2f} s")
-    print(f"  rephraser rephrase --concurrency {args.concurrency:<3d}:      {ours:7.2f} s   "
-          f"({report['counts']['accepted']} accepted)   ratio {sequential / ours:5.1f}x (target >= 10x)")
+    print(
+        f"  rephraser rephrase --concurrency {args.concurrency:<3d}:      {ours:7.2f} s   "
+        f"({report['counts']['accepted']} accepted)   ratio {sequential / ours:5.1f}x (target >= 10x)"
+    )
 
 
 def overlap_bench(args) -> None:
@@ -89,14 +107,22 @@ def overlap_bench(args) -> None:
     assert all(r.words == quadratic_longest_run(words(a), words(b)) for r, (a, b) in zip(runs, pairs))
     print(f"overlap check (longest shared run of words and of characters), {len(pairs)} HumanEval program pairs:")
     print(f"  O(n*m) dynamic programme:           {quadratic * 1000:8.2f} ms per pair")
-    print(f"  suffix automaton, built + measured: {per_new_original * 1000:8.2f} ms per pair   ratio {quadratic / per_new_original:5.1f}x")
-    print(f"  suffix automaton, measure only:     {measured * 1000:8.2f} ms per attempt ratio {quadratic / measured:5.1f}x "
-          "(target >= 20x; the loop builds once per item, measures every attempt)")
+    print(
+        f"  suffix automaton, built + measured: {per_new_original * 1000:8.2f} "
+        f"ms per pair   ratio {quadratic / per_new_original:5.1f}x"
+    )
+    print(
+        f"  suffix automaton, measure only:     {measured * 1000:8.2f} "
+        f"ms per attempt ratio {quadratic / measured:5.1f}x "
+        "(target >= 20x; the loop builds once per item, measures every attempt)"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default=os.environ.get("REPHRASER_DATA_DIR", str(REPO.parent / "shared" / "data")))
+    parser.add_argument(
+        "--data-dir", default=os.environ.get("REPHRASER_DATA_DIR", str(REPO.parent / "shared" / "data"))
+    )
     parser.add_argument("--items", type=int, default=200)
     parser.add_argument("--latency", type=float, default=0.2)
     parser.add_argument("--concurrency", type=int, default=16)

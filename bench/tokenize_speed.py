@@ -73,7 +73,10 @@ def main() -> None:
 
     data = Path(args.data_dir)
     sources = [data / "lmsys_rephrase" / "rephrase" / name for name in FILES]
-    corpus = [json.loads(line)["question"] + "\n" + json.loads(line)["answer"] for line in open(data / "gsm8k" / "train.jsonl")]
+    corpus = [
+        json.loads(line)["question"] + "\n" + json.loads(line)["answer"]
+        for line in open(data / "gsm8k" / "train.jsonl")
+    ]
     corpus += [json.loads(line)["text"] for line in open(sources[1]) if json.loads(line)["text"]]
     work = Path(tempfile.mkdtemp(prefix="tokbench-"))
     slow, fast = build_llama_spm_tokenizers(corpus, work / "spm", vocab_size=args.vocab)
@@ -90,7 +93,11 @@ def main() -> None:
     tokens = sum(r.tokens for r in reports)
     for i, array in enumerate(study_arrays):
         ours = TokenFile(work / f"ours{i}.tok")
-        kept = [row for row in array if not (row[0] == slow.bos_token_id and row[1] == slow.eos_token_id and row[2] == slow.unk_token_id)]
+        kept = [
+            row
+            for row in array
+            if not (row[0] == slow.bos_token_id and row[1] == slow.eos_token_id and row[2] == slow.unk_token_id)
+        ]
         assert len(kept) == len(ours), (len(kept), len(ours))
         for j in range(len(ours)):
             assert ours[j].ids.tolist() == [int(t) for t in kept[j][: len(ours[j].ids)]], (FILES[i], j)
@@ -100,11 +107,26 @@ def main() -> None:
     texts = [json.loads(line).get("text", "") for src in sources for line in open(src, encoding="utf-8")]
     t_study, t_ours = best_time(run_study, args.repeat), best_time(run_ours, args.repeat)
     t_encoder = best_time(lambda: encode(texts), args.repeat)
-    print(f"tokenizer: Llama-2-style sentencepiece BPE, vocabulary {args.vocab}; {rows} rows, {tokens} tokens; best of {args.repeat}")
-    print(f"study (slow tokenizer, one row at a time): {t_study:7.3f} s  {rows / t_study:9.0f} rows/s  {tokens / t_study:10.0f} tokens/s")
-    print(f"rephraser (fast, batched, streamed):        {t_ours:7.3f} s  {rows / t_ours:9.0f} rows/s  {tokens / t_ours:10.0f} tokens/s")
-    print(f"  of which the Rust encoder alone:          {t_encoder:7.3f} s  (ceiling for any batched path: {t_study / t_encoder:.1f}x)")
-    print(f"ratio: {t_study / t_ours:.1f}x on {os.cpu_count()} CPU cores (the batch encoder scales with cores; the baseline does not)")
+    print(
+        "tokenizer: Llama-2-style sentencepiece BPE, vocabulary "
+        f"{args.vocab}; {rows} rows, {tokens} tokens; best of {args.repeat}"
+    )
+    print(
+        f"study (slow tokenizer, one row at a time): {t_study:7.3f} s  "
+        f"{rows / t_study:9.0f} rows/s  {tokens / t_study:10.0f} tokens/s"
+    )
+    print(
+        f"rephraser (fast, batched, streamed):        {t_ours:7.3f} s  "
+        f"{rows / t_ours:9.0f} rows/s  {tokens / t_ours:10.0f} tokens/s"
+    )
+    print(
+        f"  of which the Rust encoder alone:          {t_encoder:7.3f} "
+        f"s  (ceiling for any batched path: {t_study / t_encoder:.1f}x)"
+    )
+    print(
+        f"ratio: {t_study / t_ours:.1f}x on {os.cpu_count()} CPU cores "
+        "(the batch encoder scales with cores; the baseline does not)"
+    )
 
 
 if __name__ == "__main__":

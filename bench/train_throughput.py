@@ -28,8 +28,10 @@ from pathlib import Path
 
 import torch
 
-SHAPES = {"cpu": dict(hidden=256, layers=4, heads=4, intermediate=688),
-          "gpu-1b": dict(hidden=2048, layers=20, heads=16, intermediate=5632)}
+SHAPES = {
+    "cpu": dict(hidden=256, layers=4, heads=4, intermediate=688),
+    "gpu-1b": dict(hidden=2048, layers=20, heads=16, intermediate=5632),
+}
 
 
 def build(work: Path, shape: dict, data_dir: Path):
@@ -39,10 +41,18 @@ def build(work: Path, shape: dict, data_dir: Path):
 
     texts = [json.loads(line)["question"] for line in open(data_dir / "gsm8k" / "train.jsonl")]
     _, tok = build_llama_spm_tokenizers(texts, work / "tok", vocab_size=8000)
-    config = LlamaConfig(vocab_size=len(tok), hidden_size=shape["hidden"], intermediate_size=shape["intermediate"],
-                         num_hidden_layers=shape["layers"], num_attention_heads=shape["heads"],
-                         num_key_value_heads=shape["heads"], max_position_embeddings=2048,
-                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.unk_token_id)
+    config = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=shape["hidden"],
+        intermediate_size=shape["intermediate"],
+        num_hidden_layers=shape["layers"],
+        num_attention_heads=shape["heads"],
+        num_key_value_heads=shape["heads"],
+        max_position_embeddings=2048,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.unk_token_id,
+    )
     torch.manual_seed(0)
     model = LlamaForCausalLM(config)
     model.save_pretrained(work / "model")
@@ -80,10 +90,24 @@ def study_path(model_dir: Path, tok_file: Path, work: Path, samples: int) -> tup
 
     cuda = torch.cuda.is_available()
     model = AutoModelForCausalLM.from_pretrained(model_dir, attn_implementation="sdpa", dtype=torch.float32)
-    args = TrainingArguments(output_dir=str(work / "hf"), per_device_train_batch_size=1, max_steps=samples,
-                             learning_rate=2e-5, weight_decay=0.0, adam_beta2=0.95, warmup_steps=max(1, samples // 20),
-                             lr_scheduler_type="cosine", bf16=cuda, tf32=cuda or None, report_to=[], save_strategy="no",
-                             logging_steps=10**9, dataloader_num_workers=0, disable_tqdm=True, use_cpu=not cuda)
+    args = TrainingArguments(
+        output_dir=str(work / "hf"),
+        per_device_train_batch_size=1,
+        max_steps=samples,
+        learning_rate=2e-5,
+        weight_decay=0.0,
+        adam_beta2=0.95,
+        warmup_steps=max(1, samples // 20),
+        lr_scheduler_type="cosine",
+        bf16=cuda,
+        tf32=cuda or None,
+        report_to=[],
+        save_strategy="no",
+        logging_steps=10**9,
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+        use_cpu=not cuda,
+    )
     trainer = Trainer(model=model, args=args, train_dataset=Padded())
     start = time.perf_counter()
     trainer.train()
@@ -93,8 +117,24 @@ def study_path(model_dir: Path, tok_file: Path, work: Path, samples: int) -> tup
 
 
 def ours(model_dir: Path, tok_file: Path, out: Path, steps: int, fsdp2: bool, extra: tuple = ()) -> dict:
-    cmd = [sys.executable, "-m", "rephraser.train", "--model", str(model_dir), "--data", str(tok_file),
-           "--output-dir", str(out), "--max-steps", str(steps), "--save-every", "0", "--report-to", "none", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "rephraser.train",
+        "--model",
+        str(model_dir),
+        "--data",
+        str(tok_file),
+        "--output-dir",
+        str(out),
+        "--max-steps",
+        str(steps),
+        "--save-every",
+        "0",
+        "--report-to",
+        "none",
+        *extra,
+    ]
     env = dict(os.environ)
     if fsdp2:
         preset = Path(__file__).resolve().parents[1] / "rephraser" / "configs" / "accelerate" / "fsdp2_1gpu.yaml"
@@ -128,25 +168,43 @@ def main() -> None:
     runs = {}
     if args.gpu_1b:
         for attention in attention_implementations():
-            runs[f"rephraser.train ({attention}, compiled)"] = ours(model_dir, ragged, work / f"ours-{attention}", our_steps,
-                                                                   fsdp2=False, extra=("--attn-implementation", attention))
+            runs[f"rephraser.train ({attention}, compiled)"] = ours(
+                model_dir,
+                ragged,
+                work / f"ours-{attention}",
+                our_steps,
+                fsdp2=False,
+                extra=("--attn-implementation", attention),
+            )
         if args.fsdp2:
-            runs["rephraser.train (sdpa, FSDP2 preset, 1 process)"] = ours(model_dir, ragged, work / "ours-fsdp2", our_steps, fsdp2=True)
+            runs["rephraser.train (sdpa, FSDP2 preset, 1 process)"] = ours(
+                model_dir, ragged, work / "ours-fsdp2", our_steps, fsdp2=True
+            )
     else:
         runs["rephraser.train (sdpa, chunked loss)"] = ours(model_dir, ragged, work / "ours", our_steps, fsdp2=False)
-        runs["rephraser.train (sdpa, full-logits loss)"] = ours(model_dir, ragged, work / "ours-full", our_steps, fsdp2=False,
-                                                                extra=("--loss-chunk-tokens", "0"))
+        runs["rephraser.train (sdpa, full-logits loss)"] = ours(
+            model_dir, ragged, work / "ours-full", our_steps, fsdp2=False, extra=("--loss-chunk-tokens", "0")
+        )
 
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)"
     peak = args.peak_tflops * 1e12
     print(f"device: {device}; model: Llama {SHAPES[shape_name]} = {n_params / 1e6:.1f} M non-embedding parameters")
     print(f"data: LMSYS rephrased GSM-8K, {useful / study_samples:.0f} real tokens per sample on average")
-    print(f"study (HF Trainer, padded 1536, batch 1): {study_rate:10,.0f} useful tokens/s   MFU {study_rate * 6 * n_params / peak:6.2%}")
+    print(
+        f"study (HF Trainer, padded 1536, batch 1): {study_rate:10,.0f} "
+        f"useful tokens/s   MFU {study_rate * 6 * n_params / peak:6.2%}"
+    )
     for name, m in runs.items():
         rate = m["loss_tokens_per_s"]
-        memory = (f"peak GPU memory {m['peak_gpu_memory_gib']:.1f} GiB" if m.get("peak_gpu_memory_gib")
-                  else f"peak RSS {m['peak_rss_gib']:.2f} GiB")
-        print(f"{name}: {rate:10,.0f} useful tokens/s   MFU {rate * 6 * n_params / peak:6.2%}   ratio {rate / study_rate:6.1f}x   {memory}")
+        memory = (
+            f"peak GPU memory {m['peak_gpu_memory_gib']:.1f} GiB"
+            if m.get("peak_gpu_memory_gib")
+            else f"peak RSS {m['peak_rss_gib']:.2f} GiB"
+        )
+        print(
+            f"{name}: {rate:10,.0f} useful tokens/s   MFU {rate * 6 * n_params / peak:6.2%} "
+            f"  ratio {rate / study_rate:6.1f}x   {memory}"
+        )
     if not torch.cuda.is_available():
         print("(CPU run: MFU is against the GPU peak and means little here; run with --gpu-1b on an H100/H200)")
 

@@ -1,10 +1,10 @@
 """Write-then-rename helpers: outputs appear whole or not at all, and a failed run leaves nothing behind.
 
-    created = make_dirs(final.parent)  # the directories this run had to create (to remove on failure)
-    tmp = temp_beside(final)           # an empty file in the same directory (so rename is atomic)
-    ... write tmp ...
-    publish(tmp, final)                # permissions as a plain open() would give, then os.replace
-    remove_dirs(created)               # on failure: the directories we created, if they are empty
+created = make_dirs(final.parent)  # the directories this run had to create (to remove on failure)
+tmp = temp_beside(final)           # an empty file in the same directory (so rename is atomic)
+... write tmp ...
+publish(tmp, final)                # permissions as a plain open() would give, then os.replace
+remove_dirs(created)               # on failure: the directories we created, if they are empty
 """
 
 from __future__ import annotations

@@ -17,35 +17,58 @@ from rephraser.errors import RephraserError
 # name -> (config class, function, one-line help), as "module:attribute". The config's module is light: `--help`
 # and flag errors never import the function's module (torch, datasets, lm-eval), which runs only when the command does.
 COMMANDS = {
-    "tokenize": ("rephraser.data.tokenize:TokenizeConfig", "rephraser.data.tokenize:tokenize_file",
-                 "JSONL rows -> .tok/.msk/.idx token files"),
-    "train": ("rephraser.train.config:TrainConfig", "rephraser.train.loop:train",
-              "fine-tune on token files (one process; multi-GPU: accelerate launch -m rephraser.train)"),
-    "rephrase": ("rephraser.rephrase.config:RephraseConfig", "rephraser.rephrase.run:rephrase",
-                 "make the rephrased twin of a benchmark or lm-eval task"),
-    "experiment": ("rephraser.experiment.config:ExperimentConfig", "rephraser.experiment.run:run_experiment",
-                   "a controlled contamination study: train, evaluate both parts, report"),
-    "detect scan": ("rephraser.detect.config:ScanConfig", "rephraser.detect.scan:detect_scan",
-                    "find rephrased test items in training data"),
-    "detect f1": ("rephraser.detect.config:F1Config", "rephraser.detect.f1:detect_f1",
-                  "the study's detector F1 protocol on the LMSYS files"),
+    "tokenize": (
+        "rephraser.data.tokenize:TokenizeConfig",
+        "rephraser.data.tokenize:tokenize_file",
+        "JSONL rows -> .tok/.msk/.idx token files",
+    ),
+    "train": (
+        "rephraser.train.config:TrainConfig",
+        "rephraser.train.loop:train",
+        "fine-tune on token files (one process; multi-GPU: accelerate launch -m rephraser.train)",
+    ),
+    "rephrase": (
+        "rephraser.rephrase.config:RephraseConfig",
+        "rephraser.rephrase.run:rephrase",
+        "make the rephrased twin of a benchmark or lm-eval task",
+    ),
+    "experiment": (
+        "rephraser.experiment.config:ExperimentConfig",
+        "rephraser.experiment.run:run_experiment",
+        "a controlled contamination study: train, evaluate both parts, report",
+    ),
+    "detect scan": (
+        "rephraser.detect.config:ScanConfig",
+        "rephraser.detect.scan:detect_scan",
+        "find rephrased test items in training data",
+    ),
+    "detect f1": (
+        "rephraser.detect.config:F1Config",
+        "rephraser.detect.f1:detect_f1",
+        "the study's detector F1 protocol on the LMSYS files",
+    ),
     "demo": ("rephraser.demo:DemoConfig", "rephraser.demo:run_demo", "the offline end-to-end demo"),
-    "lm-eval-hook": ("rephraser.lm_eval_plugin:HookConfig", "rephraser.lm_eval_plugin:install_hook",
-                     "let the plain `lm_eval` find rephraser (editable installs)"),
+    "lm-eval-hook": (
+        "rephraser.lm_eval_plugin:HookConfig",
+        "rephraser.lm_eval_plugin:install_hook",
+        "let the plain `lm_eval` find rephraser (editable installs)",
+    ),
 }
 DESCRIPTIONS = {
     "train": "Fine-tune a causal LM on token files in this process (CPU or one GPU). For several GPUs or nodes, "
-             "launch the same trainer through accelerate, which owns the hardware: accelerate launch "
-             "--config_file \"$(python -m rephraser.configs)/accelerate/fsdp2_1node_8gpu.yaml\" -m rephraser.train "
-             "[these flags]",
+    "launch the same trainer through accelerate, which owns the hardware: accelerate launch "
+    '--config_file "$(python -m rephraser.configs)/accelerate/fsdp2_1node_8gpu.yaml" -m rephraser.train '
+    "[these flags]",
 }
 
 
 def _usage() -> str:
     width = max(map(len, COMMANDS))
     lines = [f"  {name:<{width}}  {spec[2]}" for name, spec in COMMANDS.items()]
-    return ("usage: rephraser <command> [flags]   (rephraser <command> --help)\n       rephraser --version\n\n"
-            "commands:\n" + "\n".join(lines))
+    return (
+        "usage: rephraser <command> [flags]   (rephraser <command> --help)\n       rephraser --version\n\n"
+        "commands:\n" + "\n".join(lines)
+    )
 
 
 def _load(ref: str):

@@ -105,10 +105,13 @@ def check_type(cls, name: str, value, where: str):
 
 
 def _check_scalar(name: str, value, base: type, choices, where: str):
-    ok = {bool: lambda v: isinstance(v, bool),
-          int: lambda v: isinstance(v, int) and not isinstance(v, bool),
-          float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-          str: lambda v: isinstance(v, str), dict: lambda v: isinstance(v, dict)}.get(base, lambda v: isinstance(v, base))
+    ok = {
+        bool: lambda v: isinstance(v, bool),
+        int: lambda v: isinstance(v, int) and not isinstance(v, bool),
+        float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+        str: lambda v: isinstance(v, str),
+        dict: lambda v: isinstance(v, dict),
+    }.get(base, lambda v: isinstance(v, base))
     if not ok(value):
         hint = " (write true or false, unquoted)" if base is bool else ""
         raise ConfigError(f"{where}: {name}: expected {base.__name__}, got {type(value).__name__} {value!r}{hint}")
@@ -173,8 +176,11 @@ def differences(before, now, where: str = "") -> list[str]:
     """What changed between a saved configuration (or run record) and the current one, for a resume refusal:
     ["lr: 2e-05 there, 0.001 now", "data[0].sha256: ...", ...], nested keys dotted."""
     if isinstance(before, dict) and isinstance(now, dict):
-        return [d for key in sorted(set(before) | set(now), key=str)
-                for d in differences(before.get(key), now.get(key), f"{where}.{key}" if where else str(key))]
+        return [
+            d
+            for key in sorted(set(before) | set(now), key=str)
+            for d in differences(before.get(key), now.get(key), f"{where}.{key}" if where else str(key))
+        ]
     if isinstance(before, list) and isinstance(now, list) and len(before) == len(now):
         return [d for i, (a, b) in enumerate(zip(before, now)) for d in differences(a, b, f"{where}[{i}]")]
     return [] if before == now else [f"{where}: {_short(before)} there, {_short(now)} now"]

@@ -27,13 +27,21 @@ class DemoConfig:
 
     out: str = field(default=".cache/demo", metadata={"help": "where the demo writes (rerun to resume or re-report)"})
     experiment: str = field(default=str(DEMO_CONFIG), metadata={"help": "the experiment config to run"})
-    model: str | None = field(default=None, metadata={"help": "another base model (default: the config's, smollm2-135m)"})
-    data_dir: str | None = field(default_factory=lambda: os.environ.get("REPHRASER_DATA_DIR"),
-                                 metadata={"help": "local data mirror laid out like ../shared/data (env REPHRASER_DATA_DIR)"})
+    model: str | None = field(
+        default=None, metadata={"help": "another base model (default: the config's, smollm2-135m)"}
+    )
+    data_dir: str | None = field(
+        default_factory=lambda: os.environ.get("REPHRASER_DATA_DIR"),
+        metadata={"help": "local data mirror laid out like ../shared/data (env REPHRASER_DATA_DIR)"},
+    )
 
 
 def demo_experiment(cfg: DemoConfig) -> ExperimentConfig:
-    overrides = {"out": cfg.out, **({"model": cfg.model} if cfg.model else {}), **({"data_dir": cfg.data_dir} if cfg.data_dir else {})}
+    overrides = {
+        "out": cfg.out,
+        **({"model": cfg.model} if cfg.model else {}),
+        **({"data_dir": cfg.data_dir} if cfg.data_dir else {}),
+    }
     return resolve(ExperimentConfig, {"config": cfg.experiment, **overrides})
 
 

@@ -1,6 +1,6 @@
 """Content hashes of files, the identity that runs compare (a re-tokenized file at the same path differs).
 
-    sha256_file("x.tok") -> "9f86d0..."      # streamed in 1 MiB chunks: constant memory
+sha256_file("x.tok") -> "9f86d0..."      # streamed in 1 MiB chunks: constant memory
 """
 
 from __future__ import annotations

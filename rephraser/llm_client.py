@@ -62,8 +62,10 @@ class Usage:
 def api_key() -> str:
     key = os.environ.get(KEY_ENV)
     if not key:
-        raise ConfigError(f"{KEY_ENV} is not set: export the endpoint's key (for a local `vllm serve` without "
-                          f"auth any value works, e.g. {KEY_ENV}=EMPTY)")
+        raise ConfigError(
+            f"{KEY_ENV} is not set: export the endpoint's key (for a local `vllm serve` without "
+            f"auth any value works, e.g. {KEY_ENV}=EMPTY)"
+        )
     return key
 
 
@@ -88,8 +90,16 @@ def retry_after_seconds(response) -> float | None:
 
 
 class ChatClient:
-    def __init__(self, api_base: str, model: str, concurrency: int = 8, timeout_s: float = 60.0, max_retries: int = 6,
-                 backoff_s: float = 0.5, backoff_cap_s: float = 30.0):
+    def __init__(
+        self,
+        api_base: str,
+        model: str,
+        concurrency: int = 8,
+        timeout_s: float = 60.0,
+        max_retries: int = 6,
+        backoff_s: float = 0.5,
+        backoff_cap_s: float = 30.0,
+    ):
         from openai import AsyncOpenAI
 
         if not api_base:
@@ -140,16 +150,23 @@ class ChatClient:
                 reason, wait_hint, last = "timeout", None, "timed out"
             except openai.APIConnectionError as e:
                 if not self.reached:
-                    raise EndpointUnreachable(f"cannot reach {self.api_base}: {_first_line(e)} (is the server up, and "
-                                              "--api-base right?)") from None
+                    raise EndpointUnreachable(
+                        f"cannot reach {self.api_base}: {_first_line(e)} (is the server up, and --api-base right?)"
+                    ) from None
                 reason, wait_hint, last = "connection", None, _first_line(e)
             except openai.APIStatusError as e:
                 if e.status_code in (401, 403):
-                    raise EndpointUnreachable(f"{self.api_base} refused the key from {KEY_ENV} (HTTP {e.status_code})") from None
+                    raise EndpointUnreachable(
+                        f"{self.api_base} refused the key from {KEY_ENV} (HTTP {e.status_code})"
+                    ) from None
                 if e.status_code not in RETRY_STATUSES and e.status_code < 500:
                     self.usage.failed += 1
                     return Reply(error=f"HTTP {e.status_code}: {_first_line(e)}", tries=attempt + 1)
-                reason, wait_hint, last = f"http_{e.status_code}", retry_after_seconds(e.response), f"HTTP {e.status_code}"
+                reason, wait_hint, last = (
+                    f"http_{e.status_code}",
+                    retry_after_seconds(e.response),
+                    f"HTTP {e.status_code}",
+                )
             else:
                 self.reached = True
                 return self._reply(response, attempt + 1)
@@ -162,7 +179,7 @@ class ChatClient:
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         """Full jitter (uniform in [0, base * 2^attempt], capped), never shorter than Retry-After."""
-        jittered = random.uniform(0, min(self.backoff_cap_s, self.backoff_s * 2 ** attempt))
+        jittered = random.uniform(0, min(self.backoff_cap_s, self.backoff_s * 2**attempt))
         return max(jittered, retry_after or 0.0)
 
     def _reply(self, response, tries: int) -> Reply:

@@ -44,8 +44,11 @@ def patch_task_manager(module) -> bool:
         signature = inspect.signature(init)
         signature.parameters["include_path"]
     except (ValueError, KeyError):
-        warnings.warn("rephraser: lm-eval's TaskManager has no include_path any more; rephraser tasks are not "
-                      "registered automatically (use rephraser.tasks.task_manager())", stacklevel=2)
+        warnings.warn(
+            "rephraser: lm-eval's TaskManager has no include_path any more; rephraser tasks are not "
+            "registered automatically (use rephraser.tasks.task_manager())",
+            stacklevel=2,
+        )
         return False
 
     @functools.wraps(init)
@@ -86,10 +89,13 @@ PTH_NAME = "rephraser-lm-eval.pth"
 
 @dataclass
 class HookConfig:
-    """Install the startup hook that lets the plain `lm_eval` command find rephraser (editable installs need this once)."""
+    """Install the startup hook that lets the plain `lm_eval` "
+    "command find rephraser (editable installs need this once)."""
 
     remove: bool = field(default=False, metadata={"help": "remove the hook instead of installing it"})
-    site_packages: str | None = field(default=None, metadata={"help": "where to write it (default: this interpreter's)"})
+    site_packages: str | None = field(
+        default=None, metadata={"help": "where to write it (default: this interpreter's)"}
+    )
 
 
 def hook_line() -> str:
@@ -98,8 +104,10 @@ def hook_line() -> str:
     import rephraser_lm_eval_hook
 
     module = str(Path(rephraser_lm_eval_hook.__file__).resolve())
-    return (f'import os; os.environ.get("REPHRASER_NO_LM_EVAL_HOOK") or not os.path.exists({module!r}) '
-            'or __import__("rephraser_lm_eval_hook")\n')
+    return (
+        f'import os; os.environ.get("REPHRASER_NO_LM_EVAL_HOOK") or not os.path.exists({module!r}) '
+        'or __import__("rephraser_lm_eval_hook")\n'
+    )
 
 
 def install_hook(cfg: HookConfig, log=print) -> Path:

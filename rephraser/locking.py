@@ -36,8 +36,10 @@ def output_lock(directory: str | os.PathLike, what: str = "run"):
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = path.read_text(errors="replace").strip() or "another process"
-            raise OutputDirBusy(f"{folder} is in use by another {what} ({holder}); wait for it to finish "
-                                "or choose another output directory") from None
+            raise OutputDirBusy(
+                f"{folder} is in use by another {what} ({holder}); wait for it to finish "
+                "or choose another output directory"
+            ) from None
         os.ftruncate(fd, 0)
         os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode())
         yield path

@@ -13,15 +13,16 @@ same words. A text "passes n-gram decontamination at n" when its longest shared 
 
 The longest common run is found with a suffix automaton of the original, walked by the other text: linear in
 the two lengths (no n*m table). Building the automaton costs about three walks, so an OverlapMeter builds it
-once per original and measures every attempt against it (bench/rephrase_speed.py). Written by hand because no maintained library offers a longest common
-*substring over words*; rapidfuzz and difflib compare characters or give matching blocks, not this.
+once per original and measures every attempt against it (bench/rephrase_speed.py). Written by hand because no
+maintained library offers a longest common *substring over words*; rapidfuzz and difflib compare characters or
+give matching blocks, not this.
 """
 
 from __future__ import annotations
 
 import string
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Hashable, Iterable, Sequence
 
 _TABLE = str.maketrans(string.ascii_uppercase, string.ascii_lowercase, string.punctuation)
 
@@ -139,12 +140,12 @@ class NgramIndex:
         for i, text in enumerate(texts):
             tokens = words(text)
             for k in range(len(tokens) - n + 1):
-                self.owners.setdefault(tuple(tokens[k:k + n]), set()).add(i)
+                self.owners.setdefault(tuple(tokens[k : k + n]), set()).add(i)
 
     def matches(self, text: str) -> set[int]:
         tokens, n, found = words(text), self.n, set()
         for k in range(len(tokens) - n + 1):
-            owners = self.owners.get(tuple(tokens[k:k + n]))
+            owners = self.owners.get(tuple(tokens[k : k + n]))
             if owners:
                 found |= owners
         return found

@@ -1,22 +1,65 @@
-"""Shared fixtures: offline tokenizers built once per test session, and the ../shared/data mirror."""
+"""Shared fixtures: the one offline environment, the one way to run the CLI, offline tokenizers and tiny models
+built once per test session, and the ../shared/data mirror.
+
+    def test_x(run_cli, tmp_path):
+        result = run_cli("tokenize", "--model", DIR, "--in", IN)       # `rephraser tokenize ...` in a subprocess
+        assert result.returncode == 0, result.stderr
+    env = offline_env(REPHRASER_SANDBOX_ISOLATION="rlimits")            # for any other subprocess
+"""
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
 REPO = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("REPHRASER_DATA_DIR", REPO.parent / "shared" / "data"))
+OFFLINE = {
+    "HF_HUB_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "TRANSFORMERS_VERBOSITY": "error",
+}
+for _key, _value in OFFLINE.items():
+    os.environ.setdefault(_key, _value)
+
+
+def offline_env(**extra: str) -> dict:
+    """The environment every subprocess of the tests runs with: no hub, the data mirror, plus `extra`."""
+    return {**os.environ, **OFFLINE, "REPHRASER_DATA_DIR": str(DATA_DIR), **extra}
+
+
+def rephraser_command() -> list[str]:
+    """The `rephraser` console script of this interpreter's environment (what users run)."""
+    script = Path(sys.executable).parent / "rephraser"
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "rephraser.cli"]
+
+
+@pytest.fixture
+def run_cli():
+    """run_cli(*args, env=None, cwd=None, timeout=900, input=None) -> CompletedProcess of `rephraser *args`
+    (text output captured), in the offline environment plus `env`."""
+
+    def run(*args, env: dict | None = None, cwd=None, timeout: float = 900, input: str | None = None):
+        return subprocess.run(
+            [*rephraser_command(), *map(str, args)],
+            capture_output=True,
+            text=True,
+            cwd=cwd,
+            timeout=timeout,
+            input=input,
+            env=offline_env(**(env or {})),
+        )
+
+    return run
 
 
 def _training_texts() -> list[str]:
     texts = [json.loads(line)["question"] for line in open(DATA_DIR / "gsm8k" / "train.jsonl")][:1500]
-    return texts + ["def f(x):\n    return [i for i in range(x)]\n\t\"\"\"doc\"\"\" ünï 日本 {}()"] * 5
+    return texts + ['def f(x):\n    return [i for i in range(x)]\n\t"""doc""" ünï 日本 {}()'] * 5
 
 
 @pytest.fixture(scope="session")

@@ -87,9 +87,18 @@ class FakeOpenAI:
 
 def _completion(body: dict, text: str) -> dict:
     sent = sum(len(m["content"].split()) for m in body["messages"])
-    return {"id": "chatcmpl-test", "object": "chat.completion", "created": 0, "model": body["model"],
-            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}],
-            "usage": {"prompt_tokens": sent, "completion_tokens": len(text.split()), "total_tokens": sent + len(text.split())}}
+    return {
+        "id": "chatcmpl-test",
+        "object": "chat.completion",
+        "created": 0,
+        "model": body["model"],
+        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}],
+        "usage": {
+            "prompt_tokens": sent,
+            "completion_tokens": len(text.split()),
+            "total_tokens": sent + len(text.split()),
+        },
+    }
 
 
 def spaced(text: str, every: int = 4, word: str = "indeed") -> str:

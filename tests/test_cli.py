@@ -14,7 +14,10 @@ from rephraser.data.tokfile import TokenFile
 RAW_BAD = {
     "malformed JSON": (b'{"text": "ok"}\n{"text": "cut\n', "bad.jsonl:2: not valid JSON"),
     "missing field": (b'{"text": "ok"}\n{"prompt": "def f():"}\n', "bad.jsonl:2: field 'canonical_solution': missing"),
-    "non-string field": (b'{"text": "ok"}\n{"text": "a"}\n{"question": "q", "answer": 42}\n', "bad.jsonl:3: field 'answer': expected a string, got int"),
+    "non-string field": (
+        b'{"text": "ok"}\n{"text": "a"}\n{"question": "q", "answer": 42}\n',
+        "bad.jsonl:3: field 'answer': expected a string, got int",
+    ),
     "non-UTF-8 byte": (b'{"text": "ok"}\n{"text": "\xff"}\n', "bad.jsonl:2: not valid UTF-8"),
     "not an object": (b'{"text": "ok"}\n"text"\n', "bad.jsonl:2: expected a JSON object, got str"),
 }
@@ -30,7 +33,9 @@ def rephraser(*args, cwd=None):
 def test_bad_input_names_file_line_field_and_leaves_nothing(tmp_path, tokenizer_dirs, case):
     raw, message = RAW_BAD[case]
     (tmp_path / "bad.jsonl").write_bytes(raw * 1 if case != "malformed JSON" else raw)
-    result = rephraser("tokenize", "--model", tokenizer_dirs["bpe"], "--in", tmp_path / "bad.jsonl", "--batch-size", "1")
+    result = rephraser(
+        "tokenize", "--model", tokenizer_dirs["bpe"], "--in", tmp_path / "bad.jsonl", "--batch-size", "1"
+    )
     assert result.returncode == 1, result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.jsonl"]  # no outputs, no temp files
@@ -38,9 +43,13 @@ def test_bad_input_names_file_line_field_and_leaves_nothing(tmp_path, tokenizer_
 
 def test_tokenize_cli_with_config_file_and_flag_override(tmp_path, tokenizer_dirs, data_dir):
     src = data_dir / "lmsys_rephrase" / "rephrase" / "humaneval_python.jsonl"
-    (tmp_path / "cfg.yaml").write_text(f"model: {tokenizer_dirs['spm']}\nmax_seq_len: 99\nlayout: ragged\nmask_prompt: true\n")
+    (tmp_path / "cfg.yaml").write_text(
+        f"model: {tokenizer_dirs['spm']}\nmax_seq_len: 99\nlayout: ragged\nmask_prompt: true\n"
+    )
     out = tmp_path / "he.tok"
-    result = rephraser("tokenize", "--config", tmp_path / "cfg.yaml", "--in", src, "--out", out, "--max-seq-len", "256", "--debug")
+    result = rephraser(
+        "tokenize", "--config", tmp_path / "cfg.yaml", "--in", src, "--out", out, "--max-seq-len", "256", "--debug"
+    )
     assert result.returncode == 0, result.stderr
     assert "wrote 147 samples" in result.stdout and "empty rows skipped: 17 (lines 18, 20, 45" in result.stdout
     assert "--- sample 0:" in result.stdout and "def nearby_elements_exist" in result.stdout
@@ -64,14 +73,21 @@ def _umask() -> int:
     return mask
 
 
-@pytest.mark.parametrize("args, code, message", [
-    (["tokenize", "--in", "x.jsonl"], 1, "missing required field(s) ['model']"),
-    (["tokenize", "--model", "m", "--in", "x.jsonl", "--layout", "zigzag"], 2, "invalid choice: 'zigzag'"),
-    (["tokenize", "--model", "m", "--in", "x.jsonl", "--out", "x.bin"], 1, "out: must end in .tok"),
-    (["tokenize", "--model", "m", "--in", "x.jsonl", "--config", "cfg.yaml"], 1, "cfg.yaml: unknown key(s) ['epochs']"),
-    (["tokenize", "--model", "no/such/model", "--in", "x.jsonl"], 1, "no/such/model: cannot load a tokenizer"),
-    (["frobnicate"], 2, "unknown command 'frobnicate'"),
-])
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["tokenize", "--in", "x.jsonl"], 1, "missing required field(s) ['model']"),
+        (["tokenize", "--model", "m", "--in", "x.jsonl", "--layout", "zigzag"], 2, "invalid choice: 'zigzag'"),
+        (["tokenize", "--model", "m", "--in", "x.jsonl", "--out", "x.bin"], 1, "out: must end in .tok"),
+        (
+            ["tokenize", "--model", "m", "--in", "x.jsonl", "--config", "cfg.yaml"],
+            1,
+            "cfg.yaml: unknown key(s) ['epochs']",
+        ),
+        (["tokenize", "--model", "no/such/model", "--in", "x.jsonl"], 1, "no/such/model: cannot load a tokenizer"),
+        (["frobnicate"], 2, "unknown command 'frobnicate'"),
+    ],
+)
 def test_usage_errors(tmp_path, args, code, message):
     (tmp_path / "cfg.yaml").write_text("epochs: 3\n")
     (tmp_path / "x.jsonl").write_text('{"text": "a"}\n')
@@ -81,15 +97,19 @@ def test_usage_errors(tmp_path, args, code, message):
 
 # ---------------------------------------------------------------- outputs never overwrite inputs or appear half-written
 
-@pytest.mark.parametrize("source, out", [("d/x.tok", "d/x.tok"), ("d/x.msk", "d/x.tok"), ("d/x.tok.json", "d/x.tok"),
-                                         ("d/x.idx", "d/x.tok")])
+
+@pytest.mark.parametrize(
+    "source, out", [("d/x.tok", "d/x.tok"), ("d/x.msk", "d/x.tok"), ("d/x.tok.json", "d/x.tok"), ("d/x.idx", "d/x.tok")]
+)
 def test_tokenize_refuses_to_overwrite_its_input(tmp_path, tokenizer_dirs, source, out):
     (tmp_path / "d").mkdir()
     (tmp_path / source).write_text('{"text": "hello"}\n')
     before = (tmp_path / source).read_bytes()
     result = rephraser("tokenize", "--model", tokenizer_dirs["bpe"], "--in", source, "--out", out, cwd=tmp_path)
     assert result.returncode == 1 and "would overwrite the input" in result.stderr
-    assert (tmp_path / source).read_bytes() == before and sorted(p.name for p in (tmp_path / "d").iterdir()) == [Path(source).name]
+    assert (tmp_path / source).read_bytes() == before and sorted(p.name for p in (tmp_path / "d").iterdir()) == [
+        Path(source).name
+    ]
 
 
 def test_an_existing_directory_as_output_publishes_nothing(tmp_path, tokenizer_dirs):
@@ -102,7 +122,9 @@ def test_an_existing_directory_as_output_publishes_nothing(tmp_path, tokenizer_d
 
 def test_a_failed_run_removes_the_directories_it_created(tmp_path, tokenizer_dirs):
     (tmp_path / "r.jsonl").write_text('{"text": "hello"}\n{"text": 5}\n')
-    result = rephraser("tokenize", "--model", tokenizer_dirs["bpe"], "--in", "r.jsonl", "--out", "new/deeper/x.tok", cwd=tmp_path)
+    result = rephraser(
+        "tokenize", "--model", tokenizer_dirs["bpe"], "--in", "r.jsonl", "--out", "new/deeper/x.tok", cwd=tmp_path
+    )
     assert result.returncode == 1 and "r.jsonl:2: field 'text'" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.jsonl"]
 
@@ -113,8 +135,21 @@ def test_a_mixed_set_is_refused(tmp_path, tokenizer_dirs):
 
     for name, text in (("a", "hello there"), ("b", "general kenobi, you are a bold one")):
         (tmp_path / f"{name}.jsonl").write_text(json.dumps({"text": text}) + "\n")
-        assert rephraser("tokenize", "--model", tokenizer_dirs["bpe"], "--in", f"{name}.jsonl", "--out", f"{name}/x.tok",
-                         "--max-seq-len", "32", cwd=tmp_path).returncode == 0
+        assert (
+            rephraser(
+                "tokenize",
+                "--model",
+                tokenizer_dirs["bpe"],
+                "--in",
+                f"{name}.jsonl",
+                "--out",
+                f"{name}/x.tok",
+                "--max-seq-len",
+                "32",
+                cwd=tmp_path,
+            ).returncode
+            == 0
+        )
     (tmp_path / "b" / "x.msk").write_bytes((tmp_path / "a" / "x.msk").read_bytes())  # same shape, other content
     with pytest.raises(InputError, match="x.msk: content does not match x.tok.json"):
         TokenFile(tmp_path / "b" / "x.tok").verify()
@@ -123,14 +158,19 @@ def test_a_mixed_set_is_refused(tmp_path, tokenizer_dirs):
         TokenFile(tmp_path / "b" / "x.tok")
 
 
-@pytest.mark.parametrize("case", ["sidecar not JSON", "sidecar not an object", "idx not monotonic", "idx past the end",
-                                  "negative ids"])
+@pytest.mark.parametrize(
+    "case", ["sidecar not JSON", "sidecar not an object", "idx not monotonic", "idx past the end", "negative ids"]
+)
 def test_corrupt_token_files_are_one_line_errors(tmp_path, tokenizer_dirs, case):
     from rephraser.errors import InputError
 
     (tmp_path / "r.jsonl").write_text('{"text": "hello"}\n{"text": "world wide"}\n')
-    assert rephraser("tokenize", "--model", tokenizer_dirs["bpe"], "--in", "r.jsonl", "--layout", "ragged",
-                     cwd=tmp_path).returncode == 0
+    assert (
+        rephraser(
+            "tokenize", "--model", tokenizer_dirs["bpe"], "--in", "r.jsonl", "--layout", "ragged", cwd=tmp_path
+        ).returncode
+        == 0
+    )
     tok, idx, meta = tmp_path / "r.tok", tmp_path / "r.idx", tmp_path / "r.tok.json"
     if case == "sidecar not JSON":
         meta.write_text("{nope")
@@ -155,10 +195,13 @@ def _save(path, array):
         np.save(fh, array)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--max-seq-len", str(2**40)], "max_seq_len: 1099511627776 is larger than the supported maximum"),
-    (["--out", "/proc/nope/x.tok"], "x.tok: cannot write the output here"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--max-seq-len", str(2**40)], "max_seq_len: 1099511627776 is larger than the supported maximum"),
+        (["--out", "/proc/nope/x.tok"], "x.tok: cannot write the output here"),
+    ],
+)
 def test_impossible_settings_are_one_line_errors(tmp_path, tokenizer_dirs, args, message):
     (tmp_path / "r.jsonl").write_text('{"text": "hello"}\n')
     result = rephraser("tokenize", "--model", tokenizer_dirs["bpe"], "--in", "r.jsonl", *args, cwd=tmp_path)
@@ -174,10 +217,35 @@ def test_read_only_output_directory(tmp_path, tokenizer_dirs):
     (tmp_path / "r.jsonl").write_text('{"text": "hello"}\n')
     (tmp_path / "ro").mkdir()
     exe = Path(sys.executable).with_name("rephraser")
-    result = subprocess.run(["bwrap", "--bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--ro-bind", str(tmp_path / "ro"),
-                             str(tmp_path / "ro"), "--", str(exe), "tokenize", "--model", tokenizer_dirs["bpe"], "--in",
-                             "r.jsonl", "--out", "ro/x.tok"], capture_output=True, text=True, cwd=tmp_path, timeout=120,
-                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    result = subprocess.run(
+        [
+            "bwrap",
+            "--bind",
+            "/",
+            "/",
+            "--dev",
+            "/dev",
+            "--proc",
+            "/proc",
+            "--ro-bind",
+            str(tmp_path / "ro"),
+            str(tmp_path / "ro"),
+            "--",
+            str(exe),
+            "tokenize",
+            "--model",
+            tokenizer_dirs["bpe"],
+            "--in",
+            "r.jsonl",
+            "--out",
+            "ro/x.tok",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     assert result.returncode == 1 and "ro/x.tok: cannot write the output here" in result.stderr, result.stderr[-2000:]
     assert list((tmp_path / "ro").iterdir()) == []
 
@@ -191,7 +259,11 @@ def test_lone_surrogate_is_named(tmp_path, tokenizer_dirs):
 def test_a_missing_model_directory_is_named(tmp_path):
     (tmp_path / "r.jsonl").write_text('{"text": "ok"}\n')
     result = rephraser("tokenize", "--model", "./models/nope", "--in", "r.jsonl", cwd=tmp_path)
-    assert result.returncode == 1 and "./models/nope: cannot load a tokenizer: no such directory" in result.stderr and "Repo id" not in result.stderr
+    assert (
+        result.returncode == 1
+        and "./models/nope: cannot load a tokenizer: no such directory" in result.stderr
+        and "Repo id" not in result.stderr
+    )
 
 
 def test_version_and_help_list_every_flag_with_its_default():
@@ -208,9 +280,17 @@ def test_version_and_help_list_every_flag_with_its_default():
 
 
 def test_rephraser_train_runs_the_trainer(tmp_path, tiny_llama, data_dir):
-    rows = [json.loads(line) for _, line in zip(range(2), open(data_dir / "lmsys_rephrase" / "rephrase" / "rephrase_gsm8k.jsonl"))]
+    rows = [
+        json.loads(line)
+        for _, line in zip(range(2), open(data_dir / "lmsys_rephrase" / "rephrase" / "rephrase_gsm8k.jsonl"))
+    ]
     (tmp_path / "r.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    assert rephraser("tokenize", "--model", tiny_llama, "--in", "r.jsonl", "--layout", "ragged", cwd=tmp_path).returncode == 0
-    done = rephraser("train", "--model", tiny_llama, "--data", "r.tok", "--output_dir", "run", "--max-steps", "1", cwd=tmp_path)
+    assert (
+        rephraser("tokenize", "--model", tiny_llama, "--in", "r.jsonl", "--layout", "ragged", cwd=tmp_path).returncode
+        == 0
+    )
+    done = rephraser(
+        "train", "--model", tiny_llama, "--data", "r.tok", "--output_dir", "run", "--max-steps", "1", cwd=tmp_path
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert (tmp_path / "run" / "model" / "model.safetensors").is_file()

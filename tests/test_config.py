@@ -46,20 +46,30 @@ def test_yaml_errors_name_the_file_and_key(tmp_path):
 def test_saved_config_round_trips(tmp_path):
     cfg = Example(name="n", files=["a"])
     path = save_config(cfg, tmp_path / "out" / "config.yaml")
-    assert yaml.safe_load(path.read_text()) == {"name": "n", "steps": 10, "rate": 0.5, "mode": "a", "files": ["a"], "verbose": False}
+    assert yaml.safe_load(path.read_text()) == {
+        "name": "n",
+        "steps": 10,
+        "rate": 0.5,
+        "mode": "a",
+        "files": ["a"],
+        "verbose": False,
+    }
     assert parse(["--config", str(path)]) == cfg
     assert [p.name for p in path.parent.iterdir()] == ["config.yaml"]
 
 
-@pytest.mark.parametrize("text, error", [
-    ("name: x\nverbose: \"no\"\n", "verbose: expected bool, got str 'no' (write true or false, unquoted)"),
-    ("name: x\nverbose: 1\n", "verbose: expected bool, got int 1 (write true or false, unquoted)"),
-    ("name: x\nsteps: \"3\"\n", "steps: expected int, got str '3'"),
-    ("name: x\nsteps: 2.5\n", "steps: expected int, got float 2.5"),
-    ("name: x\nsteps: true\n", "steps: expected int, got bool True"),
-    ("name: 3\n", "name: expected str, got int 3"),
-    ("name: x\nfiles: [a, 2]\n", "files: expected str, got int 2"),
-])
+@pytest.mark.parametrize(
+    "text, error",
+    [
+        ('name: x\nverbose: "no"\n', "verbose: expected bool, got str 'no' (write true or false, unquoted)"),
+        ("name: x\nverbose: 1\n", "verbose: expected bool, got int 1 (write true or false, unquoted)"),
+        ('name: x\nsteps: "3"\n', "steps: expected int, got str '3'"),
+        ("name: x\nsteps: 2.5\n", "steps: expected int, got float 2.5"),
+        ("name: x\nsteps: true\n", "steps: expected int, got bool True"),
+        ("name: 3\n", "name: expected str, got int 3"),
+        ("name: x\nfiles: [a, 2]\n", "files: expected str, got int 2"),
+    ],
+)
 def test_yaml_values_are_type_checked_like_flags(tmp_path, text, error):
     (tmp_path / "c.yaml").write_text(text)
     with pytest.raises(ConfigError) as err:

@@ -20,9 +20,22 @@ TRAIN = {"max_steps": 120, "lr": 3.0e-3, "warmup_ratio": 0, "micro_batch_rows": 
 
 
 def experiment_yaml(tmp_path, base_model, out, **over) -> Path:
-    config = {"name": "mini", "model": str(base_model), "benchmarks": ["gsm8k"], "contaminated": 3, "clean": 3, "seed": 1,
-              "conditions": [{"name": "rephrased", "train_on": "rephrased"}], "train": TRAIN, "tokenize": {"max_seq_len": 256},
-              "batch_size": "4", "model_args": "dtype=float32", "out": str(out), "bootstrap": 500, **over}
+    config = {
+        "name": "mini",
+        "model": str(base_model),
+        "benchmarks": ["gsm8k"],
+        "contaminated": 3,
+        "clean": 3,
+        "seed": 1,
+        "conditions": [{"name": "rephrased", "train_on": "rephrased"}],
+        "train": TRAIN,
+        "tokenize": {"max_seq_len": 256},
+        "batch_size": "4",
+        "model_args": "dtype=float32",
+        "out": str(out),
+        "bootstrap": 500,
+        **over,
+    }
     path = tmp_path / f"{Path(out).name}.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -30,15 +43,22 @@ def experiment_yaml(tmp_path, base_model, out, **over) -> Path:
 
 def rephraser(*args, env=None, timeout=900):
     exe = Path(sys.executable).with_name("rephraser")
-    return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", **(env or {})})
+    return subprocess.run(
+        [str(exe), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", **(env or {})},
+    )
 
 
 @pytest.fixture(scope="module")
 def straight(tmp_path_factory, tiny_llama, data_dir):
     """One uninterrupted miniature experiment, shared by the tests below."""
     tmp = tmp_path_factory.mktemp("experiment")
-    done = rephraser("experiment", "--config", experiment_yaml(tmp, tiny_llama, tmp / "a"), env={"REPHRASER_DATA_DIR": str(data_dir)})
+    done = rephraser(
+        "experiment", "--config", experiment_yaml(tmp, tiny_llama, tmp / "a"), env={"REPHRASER_DATA_DIR": str(data_dir)}
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     return tmp / "a", done
 
@@ -48,7 +68,10 @@ def test_every_step_runs_and_the_numbers_are_lm_evals(straight, data_dir):
     steps = json.loads((out / "steps.json").read_text())
     assert set(steps) == {"tokenize/rephrased", "train/rephrased", "evaluate/base", "evaluate/rephrased"}
     assert all(s["exit_status"] == 0 for s in steps.values())
-    assert "-m rephraser.train" in steps["train/rephrased"]["command"] and "lm_eval run" in steps["evaluate/base"]["command"]
+    assert (
+        "-m rephraser.train" in steps["train/rephrased"]["command"]
+        and "lm_eval run" in steps["evaluate/base"]["command"]
+    )
     results = json.loads((out / "results.json").read_text())
     rows = results["rows"]
     assert len(rows) == 2 * 2 * 2 * 2  # models x parts x variants x metrics (strict, flexible)
@@ -60,7 +83,9 @@ def test_every_step_runs_and_the_numbers_are_lm_evals(straight, data_dir):
             assert row["value"] == lm_eval[task][key] and row["n"] == 3
             assert row["ci_low"] <= row["value"] <= row["ci_high"]
     trained = {(r["part"], r["variant"], r["metric"]): r["value"] for r in rows if r["model"] == "rephrased"}
-    assert trained["contaminated", "rephrased", "exact_match (strict-match)"] == 1.0  # it memorised what it was trained on
+    assert (
+        trained["contaminated", "rephrased", "exact_match (strict-match)"] == 1.0
+    )  # it memorised what it was trained on
     assert "contamination effect, rephrased on gsm8k" in done.stdout
 
 
@@ -90,7 +115,7 @@ def test_the_report_renders_and_matches_results(straight):
             current.append(line)
     for row in rows:  # each score appears in the report's table as results.json has it
         table = sections[f"{row['benchmark']}: {row['metric']}"]
-        cells = next(l for l in table if l.startswith(f"| {row['model']} | {row['variant']} |")).split("|")
+        cells = next(line for line in table if line.startswith(f"| {row['model']} | {row['variant']} |")).split("|")
         cell = cells[3] if row["part"] == "contaminated" else cells[4]
         assert cell.strip() == f"{row['value']:.3f} [{row['ci_low']:.2f}, {row['ci_high']:.2f}] (n={row['n']})"
     from matplotlib.image import imread
@@ -102,15 +127,24 @@ def test_the_report_renders_and_matches_results(straight):
     assert "## Why n-gram decontamination misses it" in report and "lm_eval run" in report and "## Versions" in report
 
 
-def test_interrupted_between_steps_and_inside_training_resumes_to_the_same_results(tmp_path, straight, tiny_llama, data_dir):
+def test_interrupted_between_steps_and_inside_training_resumes_to_the_same_results(
+    tmp_path, straight, tiny_llama, data_dir
+):
     out = tmp_path / "b"
     config = experiment_yaml(tmp_path, tiny_llama, out)
     exe = Path(sys.executable).with_name("rephraser")
     env = {**os.environ, "REPHRASER_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    for wait_for in (lambda: (out / "data" / "rephrased.tok.json").is_file(),                      # between steps
-                     lambda: list((out / "models" / "rephrased" / "checkpoints").glob("step-00000040"))):  # inside training
-        proc = subprocess.Popen([str(exe), "experiment", "--config", str(config)], env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True)
+    for wait_for in (
+        lambda: (out / "data" / "rephrased.tok.json").is_file(),  # between steps
+        lambda: list((out / "models" / "rephrased" / "checkpoints").glob("step-00000040")),
+    ):  # inside training
+        proc = subprocess.Popen(
+            [str(exe), "experiment", "--config", str(config)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 300
         while not wait_for() and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.05)
@@ -131,18 +165,26 @@ def test_interrupted_between_steps_and_inside_training_resumes_to_the_same_resul
     assert refused.returncode == 1 and "another configuration (changed: ['seed'])" in refused.stderr
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"learning_rate": 1}, "unknown key(s) ['learning_rate']"),
-    ({"model": "./no/such/model"}, "no such directory"),
-    ({"contaminated_ids": ["gsm8k/1", "gsm8k/2"], "clean_ids": ["gsm8k/2"]}, "the parts overlap (['gsm8k/2'])"),
-    ({"contaminated": 1000, "clean": 400}, "but gsm8k has only 1315"),
-    ({"conditions": [{"name": "x", "train_on": "everything"}]}, "train_on 'everything' is not one of"),
-    ({"train": {"lr": "fast"}}, "train: lr: expected float, got str"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"learning_rate": 1}, "unknown key(s) ['learning_rate']"),
+        ({"model": "./no/such/model"}, "no such directory"),
+        ({"contaminated_ids": ["gsm8k/1", "gsm8k/2"], "clean_ids": ["gsm8k/2"]}, "the parts overlap (['gsm8k/2'])"),
+        ({"contaminated": 1000, "clean": 400}, "but gsm8k has only 1315"),
+        ({"conditions": [{"name": "x", "train_on": "everything"}]}, "train_on 'everything' is not one of"),
+        ({"train": {"lr": "fast"}}, "train: lr: expected float, got str"),
+    ],
+)
 def test_bad_configs_stop_before_anything_runs(tmp_path, tiny_llama, data_dir, change, message):
     out = tmp_path / "x"
-    done = rephraser("experiment", "--config", experiment_yaml(tmp_path, tiny_llama, out, **change),
-                     env={"REPHRASER_DATA_DIR": str(data_dir)}, timeout=300)
+    done = rephraser(
+        "experiment",
+        "--config",
+        experiment_yaml(tmp_path, tiny_llama, out, **change),
+        env={"REPHRASER_DATA_DIR": str(data_dir)},
+        timeout=300,
+    )
     assert done.returncode == 1 and message in done.stderr and "Traceback" not in done.stderr, done.stderr[-2000:]
     assert not out.exists()
 

@@ -15,8 +15,14 @@ import torch
 
 from rephraser.models.stops import cut_at_stops
 
-PROMPTS = ["Question: Tom has 3 apples and buys 4 more. How many?\nAnswer:", "def add(a, b):\n", "The capital of",
-           "Natalia sold clips to 48 of her friends in April", "x", "Question: A train travels 60 miles per hour.\nAnswer:"]
+PROMPTS = [
+    "Question: Tom has 3 apples and buys 4 more. How many?\nAnswer:",
+    "def add(a, b):\n",
+    "The capital of",
+    "Natalia sold clips to 48 of her friends in April",
+    "x",
+    "Question: A train travels 60 miles per hour.\nAnswer:",
+]
 NEVER = "\x00never"
 MAX_LEN = 96
 _CACHE = {}
@@ -34,14 +40,18 @@ def make_lm(kind, model_dir, batch_size=4):
         if kind == "vllm":
             from rephraser.models.vllm import RephraserVLLM
 
-            _CACHE[key] = RephraserVLLM(pretrained=str(model_dir), dtype="float32", max_model_len=MAX_LEN, enforce_eager=True)
+            _CACHE[key] = RephraserVLLM(
+                pretrained=str(model_dir), dtype="float32", max_model_len=MAX_LEN, enforce_eager=True
+            )
         else:
             from lm_eval.models.huggingface import HFLM
 
             from rephraser.models.hf import RephraserHFLM
 
             cls = HFLM if kind == "lm_eval_hf" else RephraserHFLM
-            _CACHE[key] = cls(pretrained=str(model_dir), dtype="float32", device="cpu", batch_size=batch_size, max_length=MAX_LEN)
+            _CACHE[key] = cls(
+                pretrained=str(model_dir), dtype="float32", device="cpu", batch_size=batch_size, max_length=MAX_LEN
+            )
     return _CACHE[key]
 
 
@@ -52,7 +62,9 @@ def lm(request, tiny_llama):
 
 def free_text(lm, prompt, n=24):
     """The backend's unconstrained greedy continuation (no stop can hit)."""
-    return lm.generate_until([instance(prompt, {"until": [NEVER], "max_gen_toks": n, "do_sample": False})], disable_tqdm=True)[0]
+    return lm.generate_until(
+        [instance(prompt, {"until": [NEVER], "max_gen_toks": n, "do_sample": False})], disable_tqdm=True
+    )[0]
 
 
 def test_continuation_equals_transformers_greedy(lm, tiny_llama):
@@ -63,14 +75,19 @@ def test_continuation_equals_transformers_greedy(lm, tiny_llama):
     for prompt, text in zip(PROMPTS, texts):
         ids = tok(prompt, return_tensors="pt")
         with torch.no_grad():
-            ref = model.generate(**ids, max_new_tokens=16, do_sample=False, eos_token_id=tok.eos_token_id)[0, ids.input_ids.shape[1]:]
+            ref = model.generate(**ids, max_new_tokens=16, do_sample=False, eos_token_id=tok.eos_token_id)[
+                0, ids.input_ids.shape[1] :
+            ]
         ref_ids = [t for t in ref.tolist() if t != tok.eos_token_id]
         expected = tok.decode(ref_ids, skip_special_tokens=True)
         if hasattr(lm, "llm"):  # vLLM: the engine's own token ids must equal transformers' (fp32 greedy)
             from vllm import SamplingParams, TokensPrompt
 
-            out = lm.llm.generate([TokensPrompt(prompt_token_ids=ids.input_ids[0].tolist())],
-                                  SamplingParams(temperature=0, max_tokens=16), use_tqdm=False)[0].outputs[0]
+            out = lm.llm.generate(
+                [TokensPrompt(prompt_token_ids=ids.input_ids[0].tolist())],
+                SamplingParams(temperature=0, max_tokens=16),
+                use_tqdm=False,
+            )[0].outputs[0]
             assert [t for t in out.token_ids if t != tok.eos_token_id] == ref_ids
             # vLLM's detokenizer holds back a trailing incomplete UTF-8 byte that decode() shows as U+FFFD
             expected = expected.removesuffix("\ufffd") if not text.endswith("\ufffd") else expected
@@ -85,8 +102,10 @@ def test_stops_spanning_tokens_or_inside_one_token(lm):
         free = free_text(lm, prompt)
         pieces = [tok.decode([t]) for t in tok(free, add_special_tokens=False)["input_ids"]]
         starts = [sum(len(p) for p in pieces[:k]) for k in range(len(pieces))]
-        candidates = [free[b - 2:b + 2] for b in starts[2:5] if b + 2 <= len(free)]  # across a token boundary
-        candidates += [free[s + 1:s + len(p) - 1] for s, p in zip(starts[:6], pieces[:6]) if len(p) >= 3]  # inside one token
+        candidates = [free[b - 2 : b + 2] for b in starts[2:5] if b + 2 <= len(free)]  # across a token boundary
+        candidates += [
+            free[s + 1 : s + len(p) - 1] for s, p in zip(starts[:6], pieces[:6]) if len(p) >= 3
+        ]  # inside one token
         for stop in (c for c in candidates if c.strip()):
             out = lm.generate_until([instance(prompt, {"until": [stop], "max_gen_toks": 24})], disable_tqdm=True)[0]
             assert out == free[: free.find(stop)], (prompt, stop)
@@ -99,13 +118,18 @@ def test_earliest_of_several_stops_wins(lm):
         free = free_text(lm, prompt)
         if len(free) >= 12:
             late, early = free[8:11], free[3:6]
-            out = lm.generate_until([instance(prompt, {"until": [late, early], "max_gen_toks": 24})], disable_tqdm=True)[0]
+            out = lm.generate_until(
+                [instance(prompt, {"until": [late, early], "max_gen_toks": 24})], disable_tqdm=True
+            )[0]
             assert out == cut_at_stops(free, [late, early]) == free[: free.find(early)]
 
 
 def test_any_order_and_batch_size_give_the_same_text_as_one_at_a_time(lm, tiny_llama):
-    kinds = [{"until": ["\n"], "max_gen_toks": 20}, {"until": [".", "Question:"], "max_gen_toks": 12},
-             {"until": [NEVER], "max_gen_toks": 5}]
+    kinds = [
+        {"until": ["\n"], "max_gen_toks": 20},
+        {"until": [".", "Question:"], "max_gen_toks": 12},
+        {"until": [NEVER], "max_gen_toks": 5},
+    ]
     requests = [instance(p, kinds[i % 3], idx=i) for i, p in enumerate(PROMPTS * 3)]
     reference = make_lm("hf", tiny_llama, batch_size=1).generate_until(requests, disable_tqdm=True)
     order = list(range(len(requests)))
@@ -124,7 +148,12 @@ def test_long_contexts_are_left_truncated_and_eos_never_leaks(lm):
 
 
 def test_loglikelihood_matches_lm_eval_hf(lm, tiny_llama):
-    pairs = [("Question: 2+2?\nAnswer:", " A"), ("Question: 2+2?\nAnswer:", " B"), ("The capital of", " France"), ("x", " y z")]
+    pairs = [
+        ("Question: 2+2?\nAnswer:", " A"),
+        ("Question: 2+2?\nAnswer:", " B"),
+        ("The capital of", " France"),
+        ("x", " y z"),
+    ]
     requests = [instance(c, t, request_type="loglikelihood") for c, t in pairs]
     for r, (c, t) in zip(requests, pairs):
         r.arguments = (c, t)
@@ -141,13 +170,33 @@ def test_lm_eval_runs_vllm_backends_on_our_tasks(tmp_path, data_dir, tiny_llama,
 
     args = f"pretrained={tiny_llama},dtype=float32,max_model_len=512,enforce_eager=True"
     exe = Path(sys.executable).with_name("lm_eval")
-    done = subprocess.run([str(exe), "run", "--model", model, "--model_args", args, "--tasks",
-                           "rephrased_gsm8k,original_mmlu_abstract_algebra", "--limit", "4", "--output_path", str(tmp_path / "out")],
-                          capture_output=True, text=True, timeout=600, cwd=tmp_path,
-                          env={**os.environ, "REPHRASER_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1"})
+    done = subprocess.run(
+        [
+            str(exe),
+            "run",
+            "--model",
+            model,
+            "--model_args",
+            args,
+            "--tasks",
+            "rephrased_gsm8k,original_mmlu_abstract_algebra",
+            "--limit",
+            "4",
+            "--output_path",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+        env={**os.environ, "REPHRASER_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1"},
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads(next((tmp_path / "out").rglob("results_*.json")).read_text())["results"]
-    assert "exact_match,strict-match" in results["rephrased_gsm8k"] and "acc,none" in results["original_mmlu_abstract_algebra"]
+    assert (
+        "exact_match,strict-match" in results["rephrased_gsm8k"]
+        and "acc,none" in results["original_mmlu_abstract_algebra"]
+    )
 
 
 def train_on_four_rows(tmp_path, model_dir, data_dir, *args) -> Path:
@@ -156,12 +205,30 @@ def train_on_four_rows(tmp_path, model_dir, data_dir, *args) -> Path:
 
     from rephraser.data.tokenize import TokenizeConfig, tokenize_file
 
-    rows = [json.loads(line) for _, line in zip(range(4), open(data_dir / "lmsys_rephrase" / "rephrase" / "rephrase_gsm8k.jsonl"))]
+    rows = [
+        json.loads(line)
+        for _, line in zip(range(4), open(data_dir / "lmsys_rephrase" / "rephrase" / "rephrase_gsm8k.jsonl"))
+    ]
     (tmp_path / "r.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     cfg = TokenizeConfig(model=str(model_dir), input=str(tmp_path / "r.jsonl"), layout="ragged")
     tokenize_file(cfg, log=lambda *_: None)
-    done = subprocess.run([sys.executable, "-m", "rephraser.train", "--model", str(model_dir), "--data", str(cfg.out_path()),
-                           "--output-dir", str(tmp_path / "run"), *args], capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rephraser.train",
+            "--model",
+            str(model_dir),
+            "--data",
+            str(cfg.out_path()),
+            "--output-dir",
+            str(tmp_path / "run"),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return tmp_path / "run"
 
@@ -174,10 +241,13 @@ def test_vllm_loads_the_trainers_output_directly(tmp_path, tiny_llama, data_dir)
     exported = train_on_four_rows(tmp_path, tiny_llama, data_dir, "--max-steps", "3", "--lr", "1e-3") / "model"
     ours = RephraserVLLM(pretrained=str(exported), dtype="float32", max_model_len=MAX_LEN, enforce_eager=True)
     request = [instance(PROMPTS[0], {"until": [NEVER], "max_gen_toks": 8})]
-    assert ours.generate_until(request, disable_tqdm=True) == make_lm("hf", exported).generate_until(request, disable_tqdm=True)
+    assert ours.generate_until(request, disable_tqdm=True) == make_lm("hf", exported).generate_until(
+        request, disable_tqdm=True
+    )
 
 
 # ---------------------------------------------------------------- instruct models: chat templates, several EOS ids
+
 
 @pytest.fixture(params=["hf", pytest.param("vllm", marks=pytest.mark.vllm)])
 def chat_lm(request, tiny_chat):
@@ -191,7 +261,7 @@ def reference_tokens(model_dir, prompt, n=16, eos=None):
     ids = tok(prompt, return_tensors="pt")
     with torch.no_grad():
         out = model.generate(**ids, max_new_tokens=n, do_sample=False, eos_token_id=eos, pad_token_id=tok.pad_token_id)
-    return tok, out[0, ids.input_ids.shape[1]:].tolist()
+    return tok, out[0, ids.input_ids.shape[1] :].tolist()
 
 
 def test_every_eos_id_of_the_generation_config_ends_generation(chat_lm, tiny_chat):
@@ -213,7 +283,9 @@ def test_a_stop_string_that_is_a_special_token_is_honoured(chat_lm, tiny_chat):
     tok, free = reference_tokens(tiny_chat["path"], CHAT_PROMPTS[0], eos=[])
     at = free.index(tiny_chat["im_end"])
     assert at >= 2
-    out = lm.generate_until([instance(CHAT_PROMPTS[0], {"until": ["<|im_end|>"], "max_gen_toks": 16})], disable_tqdm=True)[0]
+    out = lm.generate_until(
+        [instance(CHAT_PROMPTS[0], {"until": ["<|im_end|>"], "max_gen_toks": 16})], disable_tqdm=True
+    )[0]
     assert out == tok.decode(free[:at], skip_special_tokens=True)
 
 
@@ -222,8 +294,14 @@ def test_chat_template_is_the_tokenizers(chat_lm, tiny_chat):
 
     _, lm = chat_lm
     chat = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2+2?"}]
-    expected = AutoTokenizer.from_pretrained(tiny_chat["path"]).apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
-    assert lm.apply_chat_template(chat) == expected == "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\n2+2?<|im_end|>\n<|im_start|>assistant\n"
+    expected = AutoTokenizer.from_pretrained(tiny_chat["path"]).apply_chat_template(
+        chat, tokenize=False, add_generation_prompt=True
+    )
+    assert (
+        lm.apply_chat_template(chat)
+        == expected
+        == "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\n2+2?<|im_end|>\n<|im_start|>assistant\n"
+    )
     assert lm.tokenizer_name
 
 
@@ -231,15 +309,41 @@ def test_chat_template_is_the_tokenizers(chat_lm, tiny_chat):
 def test_lm_eval_with_chat_template_multiturn_fewshot_and_system_instruction(tmp_path, data_dir, tiny_chat, model):
     import json
 
-    args = f"pretrained={tiny_chat['path']},dtype=float32,max_length=1024" if model == "rephraser-hf" else \
-        f"pretrained={tiny_chat['path']},dtype=float32,max_model_len=1024,enforce_eager=True"
+    args = (
+        f"pretrained={tiny_chat['path']},dtype=float32,max_length=1024"
+        if model == "rephraser-hf"
+        else f"pretrained={tiny_chat['path']},dtype=float32,max_model_len=1024,enforce_eager=True"
+    )
     exe = Path(sys.executable).with_name("lm_eval")
-    done = subprocess.run([str(exe), "run", "--model", model, "--model_args", args, "--tasks", "rephrased_gsm8k",
-                           "--limit", "2", "--num_fewshot", "2", "--apply_chat_template", "--fewshot_as_multiturn",
-                           "--system_instruction", "Answer with a number.", "--log_samples", "--output_path", str(tmp_path / "out"),
-                           *(["--device", "cpu"] if model == "rephraser-hf" else [])],
-                          capture_output=True, text=True, timeout=600, cwd=tmp_path,
-                          env={**os.environ, "REPHRASER_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1"})
+    done = subprocess.run(
+        [
+            str(exe),
+            "run",
+            "--model",
+            model,
+            "--model_args",
+            args,
+            "--tasks",
+            "rephrased_gsm8k",
+            "--limit",
+            "2",
+            "--num_fewshot",
+            "2",
+            "--apply_chat_template",
+            "--fewshot_as_multiturn",
+            "--system_instruction",
+            "Answer with a number.",
+            "--log_samples",
+            "--output_path",
+            str(tmp_path / "out"),
+            *(["--device", "cpu"] if model == "rephraser-hf" else []),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+        env={**os.environ, "REPHRASER_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1"},
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     rows = [json.loads(line) for f in (tmp_path / "out").rglob("samples_rephrased_gsm8k_*.jsonl") for line in open(f)]
     prompt = rows[0]["arguments"]["gen_args_0"]["arg_0"]
@@ -249,11 +353,19 @@ def test_lm_eval_with_chat_template_multiturn_fewshot_and_system_instruction(tmp
 def test_batch_size_auto_is_detected_not_one(tiny_llama):
     from rephraser.models.hf import RephraserHFLM
 
-    lm = RephraserHFLM(pretrained=str(tiny_llama), dtype="float32", device="cpu", batch_size="auto", max_batch_size=8, max_length=MAX_LEN)
+    lm = RephraserHFLM(
+        pretrained=str(tiny_llama),
+        dtype="float32",
+        device="cpu",
+        batch_size="auto",
+        max_batch_size=8,
+        max_length=MAX_LEN,
+    )
     out = lm.generate_until([instance(p, {"until": [NEVER], "max_gen_toks": 4}) for p in PROMPTS], disable_tqdm=True)
     assert lm._greedy_batch_size() == 8 and len(out) == len(PROMPTS)
     assert out == make_lm("hf", tiny_llama, batch_size=1).generate_until(
-        [instance(p, {"until": [NEVER], "max_gen_toks": 4}) for p in PROMPTS], disable_tqdm=True)
+        [instance(p, {"until": [NEVER], "max_gen_toks": 4}) for p in PROMPTS], disable_tqdm=True
+    )
 
 
 @pytest.mark.vllm
@@ -279,7 +391,9 @@ def test_vllm_data_parallel_equals_one_engine(tiny_llama):
     from rephraser.models.vllm import RephraserVLLM
 
     requests = [instance(p, {"until": [NEVER], "max_gen_toks": 8}) for p in PROMPTS * 3]
-    one = RephraserVLLM(pretrained=str(tiny_llama), dtype="float32", max_model_len=MAX_LEN).generate_until(requests, disable_tqdm=True)
+    one = RephraserVLLM(pretrained=str(tiny_llama), dtype="float32", max_model_len=MAX_LEN).generate_until(
+        requests, disable_tqdm=True
+    )
     two = RephraserVLLM(pretrained=str(tiny_llama), dtype="float32", max_model_len=MAX_LEN, data_parallel_size=2)
     assert two.generate_until(requests, disable_tqdm=True) == one
 
@@ -289,10 +403,30 @@ def test_vllm_lora_adapter_equals_the_merged_export(tmp_path, tiny_llama, data_d
     """The trainer's --export-adapter output served by vLLM (lora_local_path) writes what the merged export writes."""
     from rephraser.models.vllm import RephraserVLLM
 
-    train_on_four_rows(tmp_path, tiny_llama, data_dir, "--max-steps", "20", "--lr", "1e-2", "--lora-r", "8", "--export-adapter",
-                       "--save-every", "0", "--report-to", "none")
+    train_on_four_rows(
+        tmp_path,
+        tiny_llama,
+        data_dir,
+        "--max-steps",
+        "20",
+        "--lr",
+        "1e-2",
+        "--lora-r",
+        "8",
+        "--export-adapter",
+        "--save-every",
+        "0",
+        "--report-to",
+        "none",
+    )
     requests = [instance(p, {"until": [NEVER], "max_gen_toks": 12}) for p in PROMPTS[:3]]
-    served = RephraserVLLM(pretrained=str(tiny_llama), dtype="float32", max_model_len=MAX_LEN, enforce_eager=True,
-                           lora_local_path=str(tmp_path / "run" / "adapter"), max_lora_rank=8).generate_until(requests, disable_tqdm=True)
+    served = RephraserVLLM(
+        pretrained=str(tiny_llama),
+        dtype="float32",
+        max_model_len=MAX_LEN,
+        enforce_eager=True,
+        lora_local_path=str(tmp_path / "run" / "adapter"),
+        max_lora_rank=8,
+    ).generate_until(requests, disable_tqdm=True)
     merged = make_lm("hf", tmp_path / "run" / "model").generate_until(requests, disable_tqdm=True)
     assert served == merged and served != make_lm("hf", tiny_llama).generate_until(requests, disable_tqdm=True)

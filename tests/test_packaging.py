@@ -21,8 +21,14 @@ pytestmark = pytest.mark.slow
 
 
 def sh(*args, cwd=None, timeout=600):
-    done = subprocess.run([str(a) for a in args], capture_output=True, text=True, cwd=cwd, timeout=timeout,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
+    done = subprocess.run(
+        [str(a) for a in args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=timeout,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+    )
     assert done.returncode == 0, f"{args}: {done.stdout[-2000:]}{done.stderr[-3000:]}"
     return done.stdout
 
@@ -40,8 +46,13 @@ def pip(python: Path, *args):
 
 def lists_our_tasks(python: Path, cwd: Path) -> bool:
     """What `lm_eval ls tasks` sees (its TaskManager, patched or not by the startup hook), in a third of its time."""
-    out = sh(python, "-c", "from lm_eval.tasks import TaskManager; print('rephrased_gsm8k' in TaskManager().all_tasks)",
-             cwd=cwd, timeout=300)
+    out = sh(
+        python,
+        "-c",
+        "from lm_eval.tasks import TaskManager; print('rephrased_gsm8k' in TaskManager().all_tasks)",
+        cwd=cwd,
+        timeout=300,
+    )
     return out.strip().splitlines()[-1] == "True"
 
 
@@ -50,8 +61,13 @@ def test_sdist_builds_a_wheel_that_makes_lm_eval_find_the_tasks(tmp_path):
     sdist = next((tmp_path / "dist").glob("*.tar.gz"))
     with tarfile.open(sdist) as tar:
         names = tar.getnames()
-    for wanted in ("rephraser-lm-eval.pth", "LICENSE", "rephraser/configs/accelerate/fsdp2_1node_8gpu.yaml",
-                   "rephraser/tasks/gsm8k/_gsm8k_template", "rephraser/py.typed"):
+    for wanted in (
+        "rephraser-lm-eval.pth",
+        "LICENSE",
+        "rephraser/configs/accelerate/fsdp2_1node_8gpu.yaml",
+        "rephraser/tasks/gsm8k/_gsm8k_template",
+        "rephraser/py.typed",
+    ):
         assert any(n.endswith(wanted) for n in names), wanted
     wheel = next((tmp_path / "dist").glob("*.whl"))
     python = fresh_venv(tmp_path / "venv")
@@ -75,6 +91,12 @@ def test_explicit_include_path_works_without_the_hook(tmp_path):
     """Where .pth import lines stop working (PEP 829), the documented fallback."""
     tasks = sh(sys.executable, "-m", "rephraser.tasks", "--path").strip()
     exe = Path(sys.executable).with_name("lm_eval")
-    out = subprocess.run([str(exe), "ls", "tasks", "--include_path", tasks], capture_output=True, text=True, cwd=tmp_path,
-                         env={**os.environ, "REPHRASER_NO_LM_EVAL_HOOK": "1"}, timeout=300).stdout
+    out = subprocess.run(
+        [str(exe), "ls", "tasks", "--include_path", tasks],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "REPHRASER_NO_LM_EVAL_HOOK": "1"},
+        timeout=300,
+    ).stdout
     assert "|rephrased_gsm8k " in out

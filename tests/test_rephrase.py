@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from fake_openai import FakeOpenAI, spaced
 
 KEY = "test-key-5ecret"
@@ -20,8 +19,14 @@ KEY = "test-key-5ecret"
 
 def rephraser(*args, env=None, cwd=None, timeout=600):
     exe = Path(sys.executable).with_name("rephraser")
-    return subprocess.run([str(exe), "rephrase", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=timeout,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", **(env or {})})
+    return subprocess.run(
+        [str(exe), "rephrase", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=timeout,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", **(env or {})},
+    )
 
 
 def gsm8k_questions(data_dir, n):
@@ -44,25 +49,43 @@ def test_openai_backend_retries_overlap_loop_and_checks(tmp_path, data_dir):
         i = index[question]
         first = attempt == 1
         if i == 0:
-            return question if first else spaced(question)                       # a near-copy first, then fine
+            return question if first else spaced(question)  # a near-copy first, then fine
         if i == 1 and first and transient:
-            return ("status", 429, 1)                                             # rate limited, Retry-After: 1
+            return ("status", 429, 1)  # rate limited, Retry-After: 1
         if i == 2 and first and transient:
             return ("status", 500, None)
         if i == 3 and first and transient:
-            return ("hang", 3)                                                    # past the 1 s timeout
+            return ("hang", 3)  # past the 1 s timeout
         if i == 4 and first:
-            return re.sub(r"\d+", "several", spaced(question), count=1)               # a number dropped
+            return re.sub(r"\d+", "several", spaced(question), count=1)  # a number dropped
         if i == 5:
-            return question                                                       # never acceptable
+            return question  # never acceptable
         return spaced(question)
 
     server = FakeOpenAI(reply, key=KEY).start()
     out = tmp_path / "out"
     try:
-        done = rephraser("--benchmark", "gsm8k", "--backend", "openai", "--model", "fake", "--api-base", server.url,
-                         "--limit", 6, "--max-attempts", 3, "--timeout-s", 1, "--concurrency", 3, "--out", out,
-                         env={"OPENAI_API_KEY": KEY, "REPHRASER_DATA_DIR": str(data_dir)})
+        done = rephraser(
+            "--benchmark",
+            "gsm8k",
+            "--backend",
+            "openai",
+            "--model",
+            "fake",
+            "--api-base",
+            server.url,
+            "--limit",
+            6,
+            "--max-attempts",
+            3,
+            "--timeout-s",
+            1,
+            "--concurrency",
+            3,
+            "--out",
+            out,
+            env={"OPENAI_API_KEY": KEY, "REPHRASER_DATA_DIR": str(data_dir)},
+        )
     finally:
         server.stop()
     assert done.returncode == 0, done.stderr[-3000:]
@@ -82,7 +105,10 @@ def test_openai_backend_retries_overlap_loop_and_checks(tmp_path, data_dir):
     assert retried[1] - retried[0] >= 1.0  # Retry-After was honoured
     train = read_jsonl(out / "train.jsonl")
     assert len(train) == 6 and train[5] == {"text": ""}
-    gold = [json.loads(line)["answer"].split("####")[-1].strip() for _, line in zip(range(6), open(data_dir / "gsm8k" / "test.jsonl"))]
+    gold = [
+        json.loads(line)["answer"].split("####")[-1].strip()
+        for _, line in zip(range(6), open(data_dir / "gsm8k" / "test.jsonl"))
+    ]
     assert train[0]["text"] == f"Question: {spaced(questions[0])}\nAnswer: \n#### {gold[0]}"
     assert (out / "task" / "rephrase_gsm8k.jsonl").read_text().startswith((out / "train.jsonl").read_text())
     assert KEY not in everything_written(out) and KEY not in done.stdout + done.stderr
@@ -94,8 +120,23 @@ def test_rephrased_gsm8k_file_feeds_the_existing_task(tmp_path, data_dir, monkey
     server = FakeOpenAI(lambda q, a, t: spaced(q), key=KEY).start()
     out = tmp_path / "out"
     try:
-        done = rephraser("--benchmark", "gsm8k", "--backend", "openai", "--model", "fake", "--api-base", server.url,
-                         "--limit", 12, "--concurrency", 4, "--out", out, env={"OPENAI_API_KEY": KEY, "REPHRASER_DATA_DIR": str(data_dir)})
+        done = rephraser(
+            "--benchmark",
+            "gsm8k",
+            "--backend",
+            "openai",
+            "--model",
+            "fake",
+            "--api-base",
+            server.url,
+            "--limit",
+            12,
+            "--concurrency",
+            4,
+            "--out",
+            out,
+            env={"OPENAI_API_KEY": KEY, "REPHRASER_DATA_DIR": str(data_dir)},
+        )
     finally:
         server.stop()
     assert done.returncode == 0, done.stderr[-3000:]
@@ -114,17 +155,52 @@ def test_dead_endpoint_missing_key_and_bad_input_fail_with_one_line(tmp_path, da
         s.bind(("127.0.0.1", 0))
         closed_port = s.getsockname()[1]
     start = time.monotonic()
-    dead = rephraser("--benchmark", "gsm8k", "--backend", "openai", "--model", "m", "--api-base",
-                     f"http://127.0.0.1:{closed_port}/v1", "--limit", 3, "--out", tmp_path / "dead", env=env)
+    dead = rephraser(
+        "--benchmark",
+        "gsm8k",
+        "--backend",
+        "openai",
+        "--model",
+        "m",
+        "--api-base",
+        f"http://127.0.0.1:{closed_port}/v1",
+        "--limit",
+        3,
+        "--out",
+        tmp_path / "dead",
+        env=env,
+    )
     assert dead.returncode == 1 and f"cannot reach http://127.0.0.1:{closed_port}/v1" in dead.stderr
     assert time.monotonic() - start < 60 and "Traceback" not in dead.stderr and not (tmp_path / "dead").exists()
-    nokey = rephraser("--benchmark", "gsm8k", "--backend", "openai", "--model", "m", "--api-base", "http://127.0.0.1:9/v1",
-                      "--out", tmp_path / "nokey", env={"OPENAI_API_KEY": "", "REPHRASER_DATA_DIR": str(data_dir)})
+    nokey = rephraser(
+        "--benchmark",
+        "gsm8k",
+        "--backend",
+        "openai",
+        "--model",
+        "m",
+        "--api-base",
+        "http://127.0.0.1:9/v1",
+        "--out",
+        tmp_path / "nokey",
+        env={"OPENAI_API_KEY": "", "REPHRASER_DATA_DIR": str(data_dir)},
+    )
     assert nokey.returncode == 1 and "OPENAI_API_KEY is not set" in nokey.stderr and not (tmp_path / "nokey").exists()
     unknown = rephraser("--benchmark", "gsm9k", "--backend", "code-ast", "--out", tmp_path / "x", env=env)
     assert unknown.returncode == 2 and "invalid choice: 'gsm9k'" in unknown.stderr
-    no_task = rephraser("--task", "no_such_task", "--backend", "openai", "--model", "m", "--api-base", "http://x/v1",
-                        "--out", tmp_path / "y", env=env)
+    no_task = rephraser(
+        "--task",
+        "no_such_task",
+        "--backend",
+        "openai",
+        "--model",
+        "m",
+        "--api-base",
+        "http://x/v1",
+        "--out",
+        tmp_path / "y",
+        env=env,
+    )
     assert no_task.returncode == 1 and "lm-eval knows no task 'no_such_task'" in no_task.stderr
     no_consent = rephraser("--benchmark", "humaneval", "--backend", "code-ast", "--out", tmp_path / "z", env=env)
     assert no_consent.returncode == 1 and "--confirm-run-unsafe-code" in no_consent.stderr
@@ -137,8 +213,10 @@ def local_task(folder: Path, rows: list[dict], name="qa_local") -> Path:
     (folder / "qa.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (folder / f"{name}.yaml").write_text(
         f"task: {name}\ndataset_path: json\ndataset_kwargs:\n  data_files:\n    test: {folder / 'qa.jsonl'}\n"
-        "output_type: generate_until\ntest_split: test\ndoc_to_text: \"Q: {{question}}\\nA:\"\ndoc_to_target: \"{{answer}}\"\n"
-        "generation_kwargs:\n  until: [\"\\n\"]\nmetric_list:\n  - metric: exact_match\n")
+        "output_type: generate_until\ntest_split: test\ndoc_to_text: "
+        '"Q: {{question}}\\nA:"\ndoc_to_target: "{{answer}}"\n'
+        'generation_kwargs:\n  until: ["\\n"]\nmetric_list:\n  - metric: exact_match\n'
+    )
     return folder
 
 
@@ -148,8 +226,23 @@ def test_task_twin_of_a_local_yaml_task(tmp_path, data_dir):
     server = FakeOpenAI(lambda q, a, t: q if q.startswith(rows[2]["question"][:20]) else spaced(q), key=KEY).start()
     out = tmp_path / "out"
     try:
-        done = rephraser("--task", "qa_local", "--include-path", tasks, "--backend", "openai", "--model", "m",
-                         "--api-base", server.url, "--max-attempts", 2, "--out", out, env={"OPENAI_API_KEY": KEY})
+        done = rephraser(
+            "--task",
+            "qa_local",
+            "--include-path",
+            tasks,
+            "--backend",
+            "openai",
+            "--model",
+            "m",
+            "--api-base",
+            server.url,
+            "--max-attempts",
+            2,
+            "--out",
+            out,
+            env={"OPENAI_API_KEY": KEY},
+        )
     finally:
         server.stop()
     assert done.returncode == 0, done.stderr[-3000:]
@@ -169,8 +262,13 @@ def test_task_twin_of_a_local_yaml_task(tmp_path, data_dir):
         assert twin["rephrased_qa_local"].doc_to_target(b) == twin["qa_local"].doc_to_target(a)
         assert twin["rephrased_qa_local"].doc_to_text(b) == f"Q: {b['question']}\nA:"
     exe = Path(sys.executable).with_name("lm_eval")
-    listed = subprocess.run([str(exe), "ls", "tasks", "--include_path", str(out / "task")], capture_output=True, text=True,
-                            timeout=300, env={**os.environ, "HF_DATASETS_OFFLINE": "1"})
+    listed = subprocess.run(
+        [str(exe), "ls", "tasks", "--include_path", str(out / "task")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "HF_DATASETS_OFFLINE": "1"},
+    )
     assert "|rephrased_qa_local " in listed.stdout
 
 
@@ -184,10 +282,14 @@ def test_task_gsm8k_rephrases_the_same_field_as_the_preset(tmp_path, data_dir, m
     upstream = Path(lm_eval.tasks.__file__).parent / "gsm8k" / "gsm8k.yaml"
     (tmp_path / "gsm8k.yaml").write_text(  # lm-eval's own gsm8k, pointed at the local mirror
         f"include: {upstream}\ntask: gsm8k\ndataset_path: json\ndataset_name: null\ndataset_kwargs:\n  data_files:\n"
-        f"    train: {data_dir / 'gsm8k' / 'train.jsonl'}\n    test: {data_dir / 'gsm8k' / 'test.jsonl'}\n")
+        f"    train: {data_dir / 'gsm8k' / 'train.jsonl'}\n    test: {data_dir / 'gsm8k' / 'test.jsonl'}\n"
+    )
     monkeypatch.setenv("REPHRASER_DATA_DIR", str(data_dir))
-    task = TaskPreset(RephraseConfig(backend="openai", model="m", api_base="http://x/v1", out="x", task="gsm8k",
-                                     include_path=str(tmp_path)))
+    task = TaskPreset(
+        RephraseConfig(
+            backend="openai", model="m", api_base="http://x/v1", out="x", task="gsm8k", include_path=str(tmp_path)
+        )
+    )
     preset = GSM8K(RephraseConfig(backend="openai", model="m", api_base="http://x/v1", out="x", benchmark="gsm8k"))
     assert task.field == "question"
     assert [i.text for i in task.load()] == [i.text for i in preset.load()]
@@ -198,12 +300,40 @@ def test_task_gsm8k_rephrases_the_same_field_as_the_preset(tmp_path, data_dir, m
 def test_an_unknown_field_or_empty_task_is_refused(tmp_path, data_dir):
     rows = [{"question": "q one two", "answer": "1", "topic": "t"}]
     local_task(tmp_path / "tasks", rows)
-    bad_field = rephraser("--task", "qa_local", "--include-path", tmp_path / "tasks", "--field", "nope", "--backend", "openai",
-                          "--model", "m", "--api-base", "http://x/v1", "--out", tmp_path / "o", env={"OPENAI_API_KEY": KEY})
+    bad_field = rephraser(
+        "--task",
+        "qa_local",
+        "--include-path",
+        tmp_path / "tasks",
+        "--field",
+        "nope",
+        "--backend",
+        "openai",
+        "--model",
+        "m",
+        "--api-base",
+        "http://x/v1",
+        "--out",
+        tmp_path / "o",
+        env={"OPENAI_API_KEY": KEY},
+    )
     assert bad_field.returncode == 1 and "field: 'nope' is not a text field of qa_local" in bad_field.stderr
     local_task(tmp_path / "empty", [], name="qa_empty")
-    empty = rephraser("--task", "qa_empty", "--include-path", tmp_path / "empty", "--backend", "openai", "--model", "m",
-                      "--api-base", "http://x/v1", "--out", tmp_path / "o2", env={"OPENAI_API_KEY": KEY})
+    empty = rephraser(
+        "--task",
+        "qa_empty",
+        "--include-path",
+        tmp_path / "empty",
+        "--backend",
+        "openai",
+        "--model",
+        "m",
+        "--api-base",
+        "http://x/v1",
+        "--out",
+        tmp_path / "o2",
+        env={"OPENAI_API_KEY": KEY},
+    )
     assert empty.returncode == 1 and "Traceback" not in empty.stderr and not (tmp_path / "o2").exists()
 
 
@@ -215,16 +345,32 @@ def test_kill_minus_9_then_rerun_equals_an_uninterrupted_run(tmp_path, data_dir)
         return spaced(question) if attempt > index[question] % 4 else question
 
     server = FakeOpenAI(reply, key=KEY).start()
-    args = ("--benchmark", "gsm8k", "--backend", "openai", "--model", "m", "--api-base", server.url, "--limit", 40,
-            "--concurrency", 2)
+    args = (
+        "--benchmark",
+        "gsm8k",
+        "--backend",
+        "openai",
+        "--model",
+        "m",
+        "--api-base",
+        server.url,
+        "--limit",
+        40,
+        "--concurrency",
+        2,
+    )
     env = {**os.environ, "OPENAI_API_KEY": KEY, "REPHRASER_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1"}
     try:
         straight = rephraser(*args, "--out", tmp_path / "a", env=env)
         assert straight.returncode == 0, straight.stderr[-2000:]
         out = tmp_path / "b"
         exe = Path(sys.executable).with_name("rephraser")
-        proc = subprocess.Popen([str(exe), "rephrase", *map(str, args), "--out", str(out)], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [str(exe), "rephrase", *map(str, args), "--out", str(out)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             progress = out / "progress.jsonl"
@@ -251,12 +397,22 @@ def test_kill_minus_9_then_rerun_equals_an_uninterrupted_run(tmp_path, data_dir)
 @pytest.mark.slow
 def test_code_ast_rewrites_humaneval_and_the_twin_scores_gold_100(tmp_path, data_dir):
     out = tmp_path / "out"
-    done = rephraser("--benchmark", "humaneval", "--backend", "code-ast", "--confirm-run-unsafe-code", "--out", out,
-                     env={"REPHRASER_DATA_DIR": str(data_dir)})
+    done = rephraser(
+        "--benchmark",
+        "humaneval",
+        "--backend",
+        "code-ast",
+        "--confirm-run-unsafe-code",
+        "--out",
+        out,
+        env={"REPHRASER_DATA_DIR": str(data_dir)},
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads((out / "report.json").read_text())
     assert report["counts"]["accepted"] >= 0.95 * 164, report["failures"]
-    assert len(report["failures"]) == 164 - report["counts"]["accepted"] and all(f["reason"] for f in report["failures"])
+    assert len(report["failures"]) == 164 - report["counts"]["accepted"] and all(
+        f["reason"] for f in report["failures"]
+    )
     records = read_jsonl(out / "records.jsonl")
     assert all(r["shared_words"] < 10 for r in records if r["status"] == "accepted")
     from rephraser.overlap import longest_shared_run
@@ -264,23 +420,40 @@ def test_code_ast_rewrites_humaneval_and_the_twin_scores_gold_100(tmp_path, data
     assert all(longest_shared_run(r["original"], r["rephrased"]).words < 10 for r in records if r["rephrased"])
     # The twin, through the existing task: gold replay (each program's own body) passes every accepted program.
     from lm_eval import simple_evaluate
-
-    from rephraser.tasks import task_manager
     from test_tasks import ReplayLM
 
+    from rephraser.tasks import task_manager
+
     tm = task_manager(metadata={"rephrased_humaneval_path": str(out / "task" / "humaneval_python.jsonl")})
-    results = simple_evaluate(model=ReplayLM(), tasks=["rephrased_humaneval"], task_manager=tm, confirm_run_unsafe_code=True)
+    results = simple_evaluate(
+        model=ReplayLM(), tasks=["rephrased_humaneval"], task_manager=tm, confirm_run_unsafe_code=True
+    )
     assert results["results"]["rephrased_humaneval"]["pass@1,none"] == 1.0
-    assert len(results["samples"]["rephrased_humaneval"]) == report["counts"]["accepted"] if "samples" in results else True
+    assert (
+        len(results["samples"]["rephrased_humaneval"]) == report["counts"]["accepted"] if "samples" in results else True
+    )
 
 
 @pytest.mark.vllm
 def test_vllm_backend_plumbing(tmp_path, data_dir, tiny_chat):
     out = tmp_path / "out"
-    done = rephraser("--benchmark", "gsm8k", "--backend", "vllm", "--model", tiny_chat["path"], "--limit", 3,
-                     "--max-attempts", 2, "--max-tokens", 24, "--out", out,
-                     env={"REPHRASER_DATA_DIR": str(data_dir), "VLLM_CPU_KVCACHE_SPACE": "1",
-                          "VLLM_ENABLE_V1_MULTIPROCESSING": "0"})
+    done = rephraser(
+        "--benchmark",
+        "gsm8k",
+        "--backend",
+        "vllm",
+        "--model",
+        tiny_chat["path"],
+        "--limit",
+        3,
+        "--max-attempts",
+        2,
+        "--max-tokens",
+        24,
+        "--out",
+        out,
+        env={"REPHRASER_DATA_DIR": str(data_dir), "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_ENABLE_V1_MULTIPROCESSING": "0"},
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     records = read_jsonl(out / "records.jsonl")
     report = json.loads((out / "report.json").read_text())
@@ -304,21 +477,44 @@ def test_mmlu_preset_rejects_leaks_and_its_task_folder_loads(tmp_path, data_dir,
     server = FakeOpenAI(reply, key=KEY).start()
     out = tmp_path / "out"
     try:
-        done = rephraser("--benchmark", "mmlu", "--subjects", "sociology", "--limit", 5, "--backend", "openai", "--model", "m",
-                         "--api-base", server.url, "--out", out, env={"OPENAI_API_KEY": KEY, "REPHRASER_DATA_DIR": str(data_dir)})
+        done = rephraser(
+            "--benchmark",
+            "mmlu",
+            "--subjects",
+            "sociology",
+            "--limit",
+            5,
+            "--backend",
+            "openai",
+            "--model",
+            "m",
+            "--api-base",
+            server.url,
+            "--out",
+            out,
+            env={"OPENAI_API_KEY": KEY, "REPHRASER_DATA_DIR": str(data_dir)},
+        )
     finally:
         server.stop()
     assert done.returncode == 0, done.stderr[-3000:]
     records = read_jsonl(out / "records.jsonl")
-    assert records[0]["history"][0]["outcome"] == "check" and "gives the answer away" in records[0]["history"][0]["detail"]
+    assert (
+        records[0]["history"][0]["outcome"] == "check" and "gives the answer away" in records[0]["history"][0]["detail"]
+    )
     assert all(r["status"] == "accepted" for r in records)
     train = read_jsonl(out / "train.jsonl")
     assert train[0]["text"].endswith(f"\nD. {rows[0][4]}\nAnswer: {rows[0][5]}")
     from rephraser.tasks import task_manager
 
     monkeypatch.setenv("REPHRASER_DATA_DIR", str(data_dir))
-    docs = task_manager(include_path=str(out / "task")).load(["rephrased_mmlu_sociology"])["tasks"]["rephrased_mmlu_sociology"].test_docs()
-    assert [d["question"] for d in docs] == [spaced(r[0].strip()) for r in rows]  # the 5 rephrased, the rest placeholders
+    docs = (
+        task_manager(include_path=str(out / "task"))
+        .load(["rephrased_mmlu_sociology"])["tasks"]["rephrased_mmlu_sociology"]
+        .test_docs()
+    )
+    assert [d["question"] for d in docs] == [
+        spaced(r[0].strip()) for r in rows
+    ]  # the 5 rephrased, the rest placeholders
 
 
 def test_translate_uses_the_translation_prompt_and_feeds_the_chinese_task(tmp_path, data_dir, monkeypatch):
@@ -335,14 +531,32 @@ def test_translate_uses_the_translation_prompt_and_feeds_the_chinese_task(tmp_pa
     server = FakeOpenAI(respond=respond, key=KEY).start()
     out = tmp_path / "out"
     try:
-        done = rephraser("--benchmark", "mmlu", "--subjects", "abstract_algebra", "--limit", 3, "--translate", "Chinese",
-                         "--backend", "openai", "--model", "m", "--api-base", server.url, "--out", out,
-                         env={"OPENAI_API_KEY": KEY, "REPHRASER_DATA_DIR": str(data_dir)})
+        done = rephraser(
+            "--benchmark",
+            "mmlu",
+            "--subjects",
+            "abstract_algebra",
+            "--limit",
+            3,
+            "--translate",
+            "Chinese",
+            "--backend",
+            "openai",
+            "--model",
+            "m",
+            "--api-base",
+            server.url,
+            "--out",
+            out,
+            env={"OPENAI_API_KEY": KEY, "REPHRASER_DATA_DIR": str(data_dir)},
+        )
     finally:
         server.stop()
     assert done.returncode == 0, done.stderr[-3000:]
     assert all(p.startswith("Translate the following exam question into Chinese") for p in prompts)
-    lines = [json.loads(line) for line in (out / "task" / "abstract_algebra_test_chinese_filtered_question.jsonl").open()]
+    lines = [
+        json.loads(line) for line in (out / "task" / "abstract_algebra_test_chinese_filtered_question.jsonl").open()
+    ]
     assert len(lines) == 100 and lines[0]["text"].endswith(f"\nD. {rows[0][4]}") and lines[5]["text"] == ""
     from rephraser.tasks import task_manager
 

@@ -8,28 +8,45 @@ from rephraser.data.rows import GSM8K_PROMPT, RowReader, parse_row
 from rephraser.errors import InputError
 
 
-@pytest.mark.parametrize("obj, prompt, solution", [
-    ({"text": "Question: q\nAnswer: \n#### 3"}, "", "Question: q\nAnswer: \n#### 3"),
-    ({"task_id": "t", "prompt": "def f():\n", "canonical_solution": "    return 1\n", "test": "x"}, "def f():\n", "    return 1\n"),
-    ({"prompt": "P", "completion": "C"}, "P", "C"),
-    ({"question": "How many?", "answer": "2+2=4\n#### 4"}, GSM8K_PROMPT.format(question="How many?"), " 2+2=4\n#### 4"),
-    ({"text": "", "language": "en"}, "", ""),
-])
+@pytest.mark.parametrize(
+    "obj, prompt, solution",
+    [
+        ({"text": "Question: q\nAnswer: \n#### 3"}, "", "Question: q\nAnswer: \n#### 3"),
+        (
+            {"task_id": "t", "prompt": "def f():\n", "canonical_solution": "    return 1\n", "test": "x"},
+            "def f():\n",
+            "    return 1\n",
+        ),
+        ({"prompt": "P", "completion": "C"}, "P", "C"),
+        (
+            {"question": "How many?", "answer": "2+2=4\n#### 4"},
+            GSM8K_PROMPT.format(question="How many?"),
+            " 2+2=4\n#### 4",
+        ),
+        ({"text": "", "language": "en"}, "", ""),
+    ],
+)
 def test_row_formats(obj, prompt, solution):
     row = parse_row("f.jsonl", 7, json.dumps(obj).encode())
     assert (row.line, row.prompt, row.solution) == (7, prompt, solution)
 
 
-@pytest.mark.parametrize("raw, expected", [
-    (b'{"text": 5}', "f.jsonl:3: field 'text': expected a string, got int"),
-    (b'{"prompt": "p"}', "f.jsonl:3: field 'canonical_solution': missing"),
-    (b'{"prompt": "p", "canonical_solution": null}', "f.jsonl:3: field 'canonical_solution': expected a string, got NoneType"),
-    (b'{"question": "q"}', "f.jsonl:3: field 'answer': missing"),
-    (b'{"title": "x"}', "f.jsonl:3: no known row format"),
-    (b'["text"]', "f.jsonl:3: expected a JSON object, got list"),
-    (b'{"text": "a"', "f.jsonl:3: not valid JSON"),
-    (b'{"text": "caf\xe9"}', "f.jsonl:3: not valid UTF-8 (byte 13"),
-])
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        (b'{"text": 5}', "f.jsonl:3: field 'text': expected a string, got int"),
+        (b'{"prompt": "p"}', "f.jsonl:3: field 'canonical_solution': missing"),
+        (
+            b'{"prompt": "p", "canonical_solution": null}',
+            "f.jsonl:3: field 'canonical_solution': expected a string, got NoneType",
+        ),
+        (b'{"question": "q"}', "f.jsonl:3: field 'answer': missing"),
+        (b'{"title": "x"}', "f.jsonl:3: no known row format"),
+        (b'["text"]', "f.jsonl:3: expected a JSON object, got list"),
+        (b'{"text": "a"', "f.jsonl:3: not valid JSON"),
+        (b'{"text": "caf\xe9"}', "f.jsonl:3: not valid UTF-8 (byte 13"),
+    ],
+)
 def test_bad_rows_name_file_line_and_field(raw, expected):
     with pytest.raises(InputError) as err:
         parse_row("f.jsonl", 3, raw)

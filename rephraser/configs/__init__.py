@@ -2,7 +2,8 @@
 SLURM examples, experiment recipes and a tokenize example. In a clone they are also at ./configs.
 
     python -m rephraser.configs                      # prints this folder, e.g. for
-    accelerate launch --config_file "$(python -m rephraser.configs)/accelerate/fsdp2_1node_8gpu.yaml" -m rephraser.train ...
+    accelerate launch --config_file "$(python -m rephraser.configs)/accelerate/fsdp2_1node_8gpu.yaml" \
+        -m rephraser.train ...
 """
 
 from pathlib import Path

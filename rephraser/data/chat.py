@@ -25,8 +25,11 @@ def assistant_spans(tokenizer, messages: list[dict]) -> tuple[str, list[tuple[in
     for k, message in enumerate(messages):
         if message["role"] != "assistant":
             continue
-        before = tokenizer.apply_chat_template(list(messages[:k]), tokenize=False, add_generation_prompt=True) if k else \
-            tokenizer.apply_chat_template([], tokenize=False, add_generation_prompt=True)
+        before = (
+            tokenizer.apply_chat_template(list(messages[:k]), tokenize=False, add_generation_prompt=True)
+            if k
+            else tokenizer.apply_chat_template([], tokenize=False, add_generation_prompt=True)
+        )
         upto = tokenizer.apply_chat_template(list(messages[: k + 1]), tokenize=False)
         if not text.startswith(upto) or not upto.startswith(before):
             raise ValueError("the chat template does not render the conversation as a growing prefix")
@@ -37,9 +40,13 @@ def assistant_spans(tokenizer, messages: list[dict]) -> tuple[str, list[tuple[in
 def encode_chat(tokenizer, messages, where: tuple) -> tuple[np.ndarray, np.ndarray]:
     path, line = where
     if not getattr(tokenizer, "chat_template", None):
-        raise InputError(path, f"a chat row, but the tokenizer {tokenizer.name_or_path!r} has no chat template", line, "messages")
+        raise InputError(
+            path, f"a chat row, but the tokenizer {tokenizer.name_or_path!r} has no chat template", line, "messages"
+        )
     if not getattr(tokenizer, "is_fast", False):
-        raise InputError(path, "chat rows need a fast tokenizer (its offset mapping places the assistant spans)", line, "messages")
+        raise InputError(
+            path, "chat rows need a fast tokenizer (its offset mapping places the assistant spans)", line, "messages"
+        )
     try:
         text, spans = assistant_spans(tokenizer, messages)
     except ValueError as e:

@@ -11,7 +11,7 @@ against `tokenizer(text)` row by row. Other tokenizers (sentencepiece/Python one
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 
 def batch_encoder(tokenizer) -> Callable[[list[str]], list[list[int]]]:

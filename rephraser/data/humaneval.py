@@ -86,7 +86,15 @@ def rephrased_doc(problem: dict, text: str) -> dict | None:
     end = prompt_end_line(entry)
     lines = text.splitlines(keepends=True)
     called = names_used_by_tests(problem["test"], {o.name for o in original})
-    aliases = [f"{name} = {mapping[name].name}" for name in sorted(called) if name in mapping and mapping[name].name != name]
+    aliases = [
+        f"{name} = {mapping[name].name}" for name in sorted(called) if name in mapping and mapping[name].name != name
+    ]
     test = problem["test"] + ("\n" + "\n".join(aliases) + "\n" if aliases else "")
-    return {**problem, "prompt": "".join(lines[:end]), "entry_point": entry.name, "test": test, "gold": "".join(lines[end:]),
-            "original_entry_point": problem["entry_point"]}
+    return {
+        **problem,
+        "prompt": "".join(lines[:end]),
+        "entry_point": entry.name,
+        "test": test,
+        "gold": "".join(lines[end:]),
+        "original_entry_point": problem["entry_point"],
+    }

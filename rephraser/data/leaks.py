@@ -18,7 +18,8 @@ import re
 
 ANNOUNCE = re.compile(
     r"(?i)(?:^|[\n.?!:;]\s*|\s)(?:the\s+)?(?:correct\s+|potential\s+|right\s+)?(?:answer|reply|response)"
-    r"(?:\s+is)?(?:\s+that)?\s*:|\bthe\s+(?:correct\s+)?answer\s+is\b")
+    r"(?:\s+is)?(?:\s+that)?\s*:|\bthe\s+(?:correct\s+)?answer\s+is\b"
+)
 LETTER = re.compile(r"(?i)\b(?:answer|option|choice)\s*(?:is\s*)?:?\s*\(?([ABCD])\)?(?=\W|$)")
 
 
@@ -40,6 +41,10 @@ def leak_reason(rephrased: str, choices: list[str], answer: int, original: str =
     if letter and letter.group(1).upper() == "ABCD"[answer]:
         return f"states the gold letter ({letter.group(0).strip()!r})"
     gold = normalise(choices[answer])
-    if distinctive(choices[answer]) and f" {gold} " in f" {normalise(rephrased)} " and f" {gold} " not in f" {normalise(original)} ":
+    if (
+        distinctive(choices[answer])
+        and f" {gold} " in f" {normalise(rephrased)} "
+        and f" {gold} " not in f" {normalise(original)} "
+    ):
         return f"states the gold option's text ({choices[answer]!r})"
     return None

@@ -22,9 +22,9 @@ import hashlib
 import io
 import json
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from rephraser.errors import InputError
 
@@ -75,7 +75,9 @@ def check_unicode(path, line: int, key: str, value: str) -> None:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as e:
-        raise InputError(path, f"lone surrogate {value[e.start]!r} at character {e.start} (not valid Unicode text)", line, key) from None
+        raise InputError(
+            path, f"lone surrogate {value[e.start]!r} at character {e.start} (not valid Unicode text)", line, key
+        ) from None
 
 
 def parse_row(path, line: int, raw: bytes) -> Row:
@@ -83,7 +85,9 @@ def parse_row(path, line: int, raw: bytes) -> Row:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise InputError(path, f"not valid UTF-8 (byte {e.start} of the line: {raw[e.start:e.start + 1]!r})", line) from None
+        raise InputError(
+            path, f"not valid UTF-8 (byte {e.start} of the line: {raw[e.start : e.start + 1]!r})", line
+        ) from None
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as e:
@@ -108,7 +112,9 @@ def _row_from(path, line: int, obj: dict) -> Row:
     if "text" in obj:
         return Row(line, "", get("text"))
     if "prompt" in obj:
-        raise InputError(path, "missing: a 'prompt' row needs 'canonical_solution' or 'completion'", line, "canonical_solution")
+        raise InputError(
+            path, "missing: a 'prompt' row needs 'canonical_solution' or 'completion'", line, "canonical_solution"
+        )
     raise InputError(path, f"no known row format (expected {ROW_FORMATS}; got keys {sorted(obj)})", line)
 
 
@@ -117,11 +123,13 @@ ROLES = ("system", "user", "assistant", "tool")
 
 def _messages(path, line: int, messages) -> tuple:
     if not isinstance(messages, list) or not messages:
-        raise InputError(path, "expected a non-empty list of {\"role\", \"content\"} objects", line, "messages")
+        raise InputError(path, 'expected a non-empty list of {"role", "content"} objects', line, "messages")
     out = []
     for k, m in enumerate(messages):
         if not isinstance(m, dict) or m.get("role") not in ROLES or not isinstance(m.get("content"), str):
-            raise InputError(path, f"message {k}: expected {{\"role\": one of {list(ROLES)}, \"content\": a string}}", line, "messages")
+            raise InputError(
+                path, f'message {k}: expected {{"role": one of {list(ROLES)}, "content": a string}}', line, "messages"
+            )
         check_unicode(path, line, f"messages[{k}].content", m["content"])
         out.append({"role": m["role"], "content": m["content"]})
     if not any(m["role"] == "assistant" for m in out):

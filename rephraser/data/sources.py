@@ -37,12 +37,12 @@ LMSYS_SHA256 = {
     "humaneval_c.jsonl": "bf7c78810c997396b451e1ba7600012f061f3389c0bce98c332e4ea021576a8d",
     "humaneval_js.jsonl": "c7697f81437c6cee75c44092158cf330e9f2ef9e2c6aa350a6105b723381ce26",
     "humaneval_multi.jsonl": "0fe2bbef36f284f761a5d39bcbb54a0d66aa2437c589aa447074e250a540154a",
-    "abstract_algebra_test_rephrase_english_filtered_question.jsonl": "9099e8e65059bcd0e6f1647ba1f08b92ec8767ce7511edc8a217a8122b7557a8",
-    "high_school_us_history_test_rephrase_english_filtered_question.jsonl": "81926305f6574c6b2f832d26be16c941458ffd115fa5513cb687b0bcd4b546df",
-    "sociology_test_rephrase_english_filtered_question.jsonl": "cdbd29403983120174b8167a46530b3a67655df51c73340ac6ea58623ce9172e",
-    "abstract_algebra_test_chinese_filtered_question.jsonl": "ff9d101c48297200f251fa9cd1fc06088d2604e041ea12ba92391ef17896a32e",
-    "high_school_us_history_test_chinese_filtered_question.jsonl": "f414a6fcf7f5d29d5d233646857cce748cfe044b8e3e6fa493f665d6c26ca6bc",
-    "sociology_test_chinese_filtered_question.jsonl": "8e103b75108032a5dc6615779d80b39bb45701d726dec9fa71c44bd575bac9d5",
+    "abstract_algebra_test_rephrase_english_filtered_question.jsonl": "9099e8e65059bcd0e6f1647ba1f08b92ec8767ce7511edc8a217a8122b7557a8",  # noqa: E501 (a pin)
+    "high_school_us_history_test_rephrase_english_filtered_question.jsonl": "81926305f6574c6b2f832d26be16c941458ffd115fa5513cb687b0bcd4b546df",  # noqa: E501 (a pin)
+    "sociology_test_rephrase_english_filtered_question.jsonl": "cdbd29403983120174b8167a46530b3a67655df51c73340ac6ea58623ce9172e",  # noqa: E501 (a pin)
+    "abstract_algebra_test_chinese_filtered_question.jsonl": "ff9d101c48297200f251fa9cd1fc06088d2604e041ea12ba92391ef17896a32e",  # noqa: E501 (a pin)
+    "high_school_us_history_test_chinese_filtered_question.jsonl": "f414a6fcf7f5d29d5d233646857cce748cfe044b8e3e6fa493f665d6c26ca6bc",  # noqa: E501 (a pin)
+    "sociology_test_chinese_filtered_question.jsonl": "8e103b75108032a5dc6615779d80b39bb45701d726dec9fa71c44bd575bac9d5",  # noqa: E501 (a pin)
     # question + "\n答案：<answer text>": the study's Chinese MMLU training text
     "abstract_algebra_test_chinese.jsonl": "5ad10da7290c0f962b519d4f537ca651268db4d7bee5fd8a1ba8042f61ef147e",
     "high_school_us_history_test_chinese.jsonl": "f933d5421aae6182e933a6157ce82c1de20f448c7130e1760d4978877a4844a5",
@@ -136,7 +136,9 @@ def gsm8k_split(split: str = "test", path: str | None = None, data_dir: str | No
     rows = _from_hub("openai/gsm8k", "main", split, tried)
     if rows is not None:
         return _loaded(what, _question_answer("openai/gsm8k", rows), "Hugging Face hub openai/gsm8k")
-    raise DataNotFound(f"{what} set", tried, f"give --metadata '{{\"{key}\": \"{split}.jsonl\"}}' or set REPHRASER_DATA_DIR")
+    raise DataNotFound(
+        f"{what} set", tried, f'give --metadata \'{{"{key}": "{split}.jsonl"}}\' or set REPHRASER_DATA_DIR'
+    )
 
 
 def gsm8k_test(path: str | None = None, data_dir: str | None = None) -> list[dict]:
@@ -147,12 +149,16 @@ def mmlu_rows(subject: str, split: str, path: str | None = None, data_dir: str |
     what = f"MMLU {subject} ({split})"
     if path:
         if not Path(path).is_dir():
-            raise InputError(path, "metadata mmlu_dir: no such directory (named explicitly, so no other source is used)")
+            raise InputError(
+                path, "metadata mmlu_dir: no such directory (named explicitly, so no other source is used)"
+            )
         explicit = _explicit("metadata mmlu_dir", Path(path) / split / f"{subject}_{split}.csv")
         return _loaded(what, read_mmlu_csv(explicit), f"metadata mmlu_dir {explicit}")
     tried: list[str] = ["metadata mmlu_dir: not set"]
     mirror = mirror_dir(data_dir)
-    found = _first_file([("REPHRASER_DATA_DIR mirror", mirror / "mmlu" / split / f"{subject}_{split}.csv" if mirror else None)], tried)
+    found = _first_file(
+        [("REPHRASER_DATA_DIR mirror", mirror / "mmlu" / split / f"{subject}_{split}.csv" if mirror else None)], tried
+    )
     if found:
         return _loaded(what, read_mmlu_csv(found[1]), f"{found[0]} {found[1]}")
     rows = _from_hub("cais/mmlu", subject, split, tried)
@@ -173,7 +179,9 @@ def read_mmlu_csv(path: Path) -> list[dict]:
     return rows
 
 
-def lmsys_rephrased(name: str, path: str | None = None, data_dir: str | None = None, label: str = "metadata path") -> Path:
+def lmsys_rephrased(
+    name: str, path: str | None = None, data_dir: str | None = None, label: str = "metadata path"
+) -> Path:
     explicit = _explicit(label, path)
     if explicit:
         log.info("rephrased %s from %s %s", name, label, explicit)
@@ -181,13 +189,20 @@ def lmsys_rephrased(name: str, path: str | None = None, data_dir: str | None = N
     tried: list[str] = [f"{label}: not set"]
     mirror = mirror_dir(data_dir)
     cached = cache_dir() / "lmsys" / LMSYS_COMMIT[:12] / name
-    found = _first_file([("REPHRASER_DATA_DIR mirror", mirror / "lmsys_rephrase" / "rephrase" / name if mirror else None),
-                         ("download cache", cached)], tried)
+    found = _first_file(
+        [
+            ("REPHRASER_DATA_DIR mirror", mirror / "lmsys_rephrase" / "rephrase" / name if mirror else None),
+            ("download cache", cached),
+        ],
+        tried,
+    )
     if found:
         log.info("rephrased %s from %s %s", name, *found)
         return found[1]
     if name not in LMSYS_SHA256:
-        raise DataNotFound(f"rephrased file {name}", tried, f"no pinned download for {name}: give its path via --metadata")
+        raise DataNotFound(
+            f"rephrased file {name}", tried, f"no pinned download for {name}: give its path via --metadata"
+        )
     base = os.environ.get("REPHRASER_LMSYS_BASE_URL", LMSYS_BASE_URL)  # a mirror of the same files
     try:
         path = _download(f"{base}/{name}", cached, LMSYS_SHA256[name])
@@ -195,7 +210,9 @@ def lmsys_rephrased(name: str, path: str | None = None, data_dir: str | None = N
         return path
     except OSError as e:
         tried.append(f"download {base}/{name}: {e}")
-    raise DataNotFound(f"rephrased file {name}", tried, "set REPHRASER_DATA_DIR to a mirror like ../shared/data, or go online")
+    raise DataNotFound(
+        f"rephrased file {name}", tried, "set REPHRASER_DATA_DIR to a mirror like ../shared/data, or go online"
+    )
 
 
 def _download(url: str, dest: Path, sha256: str) -> Path:
@@ -231,8 +248,11 @@ def read_rephrased_texts(path: str | Path) -> list[str]:
     with open(path, "rb") as fh:
         for line_no, raw in enumerate(fh, start=1):
             if not raw.strip():
-                raise InputError(path, "blank line: records are aligned with the original by line, so a placeholder "
-                                 'must be {"text": ""}', line_no)
+                raise InputError(
+                    path,
+                    'blank line: records are aligned with the original by line, so a placeholder must be {"text": ""}',
+                    line_no,
+                )
             try:
                 obj = json.loads(raw.decode("utf-8"))
             except (UnicodeDecodeError, json.JSONDecodeError) as e:

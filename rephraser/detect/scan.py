@@ -41,7 +41,9 @@ def detect_scan(cfg: ScanConfig, log=print) -> dict:
     source = TrainingSource(cfg.train, cfg.train_field, cfg.skip_bad_lines)
     found = first_pass(cfg, tests, source)
     if source.rows == 0:
-        raise InputError(cfg.train, f"no training rows (field {cfg.train_field!r}; {len(source.skipped)} bad lines skipped)")
+        raise InputError(
+            cfg.train, f"no training rows (field {cfg.train_field!r}; {len(source.skipped)} bad lines skipped)"
+        )
     neighbours = neighbour_table(cfg, tests, source, found)
     judge_stats = judge_neighbours(cfg, tests, neighbours, found)
     results = summarise(cfg, items, neighbours, found, source, judge_stats, time.monotonic() - start)
@@ -81,8 +83,10 @@ def first_pass(cfg, tests: list[str], source) -> dict:
         if all_texts is not None:
             all_texts.extend(texts)
             if len(all_texts) * len(tests) > cfg.max_llm_pairs:
-                raise ConfigError(f"method: llm judges every test x train pair: more than --max-llm-pairs "
-                                  f"{cfg.max_llm_pairs} here; use --method pipeline (the judge on the embedding top-k)")
+                raise ConfigError(
+                    f"method: llm judges every test x train pair: more than --max-llm-pairs "
+                    f"{cfg.max_llm_pairs} here; use --method pipeline (the judge on the embedding top-k)"
+                )
         bar.update(len(texts))
     bar.close()
     if cache is not None:
@@ -102,7 +106,9 @@ def neighbour_table(cfg, tests: list[str], source, found: dict) -> list[list[dic
         pairs = [[(row, None) for row in range(len(found["all_texts"]))] for _ in tests]
         wanted = None
     else:
-        pairs = [[(int(r), float(s)) for r, s in zip(rows, scores)] for rows, scores in zip(found["rows"], found["scores"])]
+        pairs = [
+            [(int(r), float(s)) for r, s in zip(rows, scores)] for rows, scores in zip(found["rows"], found["scores"])
+        ]
         wanted = {row: None for item in pairs for row, _ in item}
     texts = found["all_texts"] if wanted is None else fetch_rows(source, wanted)
     table = []
@@ -111,9 +117,17 @@ def neighbour_table(cfg, tests: list[str], source, found: dict) -> list[list[dic
         rows = []
         for row, similarity in item:
             run = meter.measure(texts[row])
-            rows.append({"row": row, "similarity": None if similarity is None else round(similarity, 4),
-                         "shared_words": run.words, "ngram10": run.words >= 10, "ngram13": run.words >= 13,
-                         "judge": None, "train": texts[row]})
+            rows.append(
+                {
+                    "row": row,
+                    "similarity": None if similarity is None else round(similarity, 4),
+                    "shared_words": run.words,
+                    "ngram10": run.words >= 10,
+                    "ngram13": run.words >= 13,
+                    "judge": None,
+                    "train": texts[row],
+                }
+            )
         table.append(rows)
     return table
 
@@ -159,21 +173,46 @@ def summarise(cfg, items, table, found, source, judge_stats, seconds: float) -> 
     records = []
     for t, (item, rows) in enumerate(zip(items, table)):
         f = flags(cfg, rows, found["counts"][10][t], found["counts"][13][t])
-        records.append({"index": item.index, "id": item.id, "test": item.text, "flagged": f,
-                        "ngram_rows": {"10": found["counts"][10][t], "13": found["counts"][13][t],
-                                       "first_rows_10": found["hits"][10][t], "first_rows_13": found["hits"][13][t]},
-                        "neighbours": rows if cfg.method != "llm" else [n for n in rows if n["judge"] is not False]})
+        records.append(
+            {
+                "index": item.index,
+                "id": item.id,
+                "test": item.text,
+                "flagged": f,
+                "ngram_rows": {
+                    "10": found["counts"][10][t],
+                    "13": found["counts"][13][t],
+                    "first_rows_10": found["hits"][10][t],
+                    "first_rows_13": found["hits"][13][t],
+                },
+                "neighbours": rows if cfg.method != "llm" else [n for n in rows if n["judge"] is not False],
+            }
+        )
     detectors = sorted({k for r in records for k in r["flagged"]})
     share = {}
     for d in detectors:
         values = [r["flagged"][d] for r in records]
-        share[d] = {"flagged": sum(v is True for v in values), "undecided": sum(v is None for v in values),
-                    "share": round(sum(v is True for v in values) / len(records), 4)}
-    return {"train": cfg.train, "train_rows": source.rows, "bad_lines_skipped": len(source.skipped),
-            "bad_lines": source.skipped[:100], "test_set": cfg.task or cfg.benchmark, "test_items": len(items),
-            "method": cfg.method, "embedding_model": cfg.embedding_model if cfg.method in ("embedding", "pipeline") else None,
-            "threshold": cfg.threshold, "top_k": cfg.top_k, "judge": judge_stats, "contaminated": share,
-            "seconds": round(seconds, 2), "items": records}
+        share[d] = {
+            "flagged": sum(v is True for v in values),
+            "undecided": sum(v is None for v in values),
+            "share": round(sum(v is True for v in values) / len(records), 4),
+        }
+    return {
+        "train": cfg.train,
+        "train_rows": source.rows,
+        "bad_lines_skipped": len(source.skipped),
+        "bad_lines": source.skipped[:100],
+        "test_set": cfg.task or cfg.benchmark,
+        "test_items": len(items),
+        "method": cfg.method,
+        "embedding_model": cfg.embedding_model if cfg.method in ("embedding", "pipeline") else None,
+        "threshold": cfg.threshold,
+        "top_k": cfg.top_k,
+        "judge": judge_stats,
+        "contaminated": share,
+        "seconds": round(seconds, 2),
+        "items": records,
+    }
 
 
 def agreement(reference: str, items, records: list[dict]) -> dict:
@@ -190,21 +229,32 @@ def agreement(reference: str, items, records: list[dict]) -> dict:
             unmatched += 1
             continue
         truth[k] = any(bool(v) for v in row.get("results", []))
-    out = {"reference": reference, "items_matched": len(truth), "unmatched": unmatched,
-           "reference_flagged": sum(truth.values()), "detectors": {}}
+    out = {
+        "reference": reference,
+        "items_matched": len(truth),
+        "unmatched": unmatched,
+        "reference_flagged": sum(truth.values()),
+        "detectors": {},
+    }
     for detector in sorted({d for r in records for d in r["flagged"]}):
         tp = sum(1 for k, t in truth.items() if t and records[k]["flagged"].get(detector) is True)
         fp = sum(1 for k, t in truth.items() if not t and records[k]["flagged"].get(detector) is True)
         fn = sum(1 for k, t in truth.items() if t and records[k]["flagged"].get(detector) is not True)
-        out["detectors"][detector] = {"tp": tp, "fp": fp, "fn": fn,
-                                      "precision": round(tp / (tp + fp), 4) if tp + fp else None,
-                                      "recall": round(tp / (tp + fn), 4) if tp + fn else None}
+        out["detectors"][detector] = {
+            "tp": tp,
+            "fp": fp,
+            "fn": fn,
+            "precision": round(tp / (tp + fp), 4) if tp + fp else None,
+            "recall": round(tp / (tp + fn), 4) if tp + fn else None,
+        }
     return out
 
 
 def summary_lines(results: dict) -> str:
-    lines = [f"{results['test_items']} test items ({results['test_set']}) against {results['train_rows']} training rows "
-             f"({results['bad_lines_skipped']} bad lines skipped), {results['seconds']} s"]
+    lines = [
+        f"{results['test_items']} test items ({results['test_set']}) against {results['train_rows']} training rows "
+        f"({results['bad_lines_skipped']} bad lines skipped), {results['seconds']} s"
+    ]
     for detector, s in results["contaminated"].items():
         undecided = f", {s['undecided']} undecided" if s["undecided"] else ""
         lines.append(f"  {detector:10s} flags {s['flagged']:5d} ({s['share']:.1%}){undecided}")
@@ -215,22 +265,40 @@ def summary_lines(results: dict) -> str:
 
 
 def report_markdown(results: dict) -> str:
-    lines = [f"# Contamination scan: {results['test_set']} in {results['train']}", "",
-             f"{results['test_items']} test items, {results['train_rows']} training rows "
-             f"({results['bad_lines_skipped']} malformed lines skipped). Method: {results['method']}"
-             + (f", embedding model {results['embedding_model']}, cosine threshold {results['threshold']}, top-{results['top_k']}"
-                if results["embedding_model"] else "") + ".", "",
-             "| detector | flagged | share | undecided |", "|---|---:|---:|---:|"]
+    lines = [
+        f"# Contamination scan: {results['test_set']} in {results['train']}",
+        "",
+        f"{results['test_items']} test items, {results['train_rows']} training rows "
+        f"({results['bad_lines_skipped']} malformed lines skipped). Method: {results['method']}"
+        + (
+            f", embedding model {results['embedding_model']}, cosine "
+            f"threshold {results['threshold']}, top-{results['top_k']}"
+            if results["embedding_model"]
+            else ""
+        )
+        + ".",
+        "",
+        "| detector | flagged | share | undecided |",
+        "|---|---:|---:|---:|",
+    ]
     for detector, s in results["contaminated"].items():
         lines.append(f"| {detector} | {s['flagged']} | {s['share']:.1%} | {s['undecided']} |")
     if results["judge"]:
         j = results["judge"]
-        lines += ["", f"Judge ({j['kind']}, {j['model']}): {j['pairs']} pairs, {j['true']} True, {j['false']} False, "
-                  f"{j['unparseable']} unparseable, {j['api_errors']} failed requests (no verdict: counted as undecided)."]
+        lines += [
+            "",
+            f"Judge ({j['kind']}, {j['model']}): {j['pairs']} pairs, {j['true']} True, {j['false']} False, "
+            f"{j['unparseable']} unparseable, {j['api_errors']} failed requests (no verdict: counted as undecided).",
+        ]
     if "agreement_with_reference" in results:
         a = results["agreement_with_reference"]
-        lines += ["", f"Against {a['reference']} ({a['items_matched']} items matched, {a['reference_flagged']} flagged there):", "",
-                  "| detector | precision | recall | tp | fp | fn |", "|---|---:|---:|---:|---:|---:|"]
+        lines += [
+            "",
+            f"Against {a['reference']} ({a['items_matched']} items matched, {a['reference_flagged']} flagged there):",
+            "",
+            "| detector | precision | recall | tp | fp | fn |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
         for detector, d in a["detectors"].items():
             lines.append(f"| {detector} | {d['precision']} | {d['recall']} | {d['tp']} | {d['fp']} | {d['fn']} |")
     flagged = [r for r in results["items"] if any(v is True for v in r["flagged"].values())][:20]
@@ -238,6 +306,8 @@ def report_markdown(results: dict) -> str:
         lines += ["", "## Flagged items (first 20)", ""]
         for r in flagged:
             top = r["neighbours"][0] if r["neighbours"] else {}
-            lines.append(f"- {r['id']}: {', '.join(k for k, v in r['flagged'].items() if v)}; nearest row {top.get('row')} "
-                         f"(cosine {top.get('similarity')}, {top.get('shared_words')} shared words)")
+            lines.append(
+                f"- {r['id']}: {', '.join(k for k, v in r['flagged'].items() if v)}; nearest row {top.get('row')} "
+                f"(cosine {top.get('similarity')}, {top.get('shared_words')} shared words)"
+            )
     return "\n".join(lines) + "\n"

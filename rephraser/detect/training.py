@@ -16,8 +16,8 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from rephraser.digest import sha256_file
 from rephraser.errors import InputError
@@ -58,7 +58,9 @@ class TrainingSource:
 
     def _bad(self, line: int, message: str, field: str | None = None):
         if not self.skip_bad_lines:
-            raise InputError(self.spec, f"{message} (or pass --skip-bad-lines to skip and count such lines)", line, field)
+            raise InputError(
+                self.spec, f"{message} (or pass --skip-bad-lines to skip and count such lines)", line, field
+            )
         self._pass_skipped.append(line)
 
     def _jsonl(self) -> Iterator[str]:
@@ -84,7 +86,9 @@ class TrainingSource:
 
         table = pq.ParquetFile(self.path)
         if self.field not in table.schema_arrow.names:
-            raise InputError(self.spec, f"no column {self.field!r} (columns: {table.schema_arrow.names}); use --train-field")
+            raise InputError(
+                self.spec, f"no column {self.field!r} (columns: {table.schema_arrow.names}); use --train-field"
+            )
         for batch in table.iter_batches(columns=[self.field], batch_size=4096):
             for value in batch.column(0).to_pylist():
                 yield value if isinstance(value, str) else ""
@@ -97,8 +101,11 @@ class TrainingSource:
         try:
             stream = datasets.load_dataset(name, config or None, split=split or "train", streaming=True)
         except Exception as e:  # offline, unknown dataset: one line with the cause
-            raise InputError(self.spec, f"not a file, and not loadable as a Hugging Face dataset ({type(e).__name__}: "
-                             f"{str(e).splitlines()[0][:160]})") from None
+            raise InputError(
+                self.spec,
+                f"not a file, and not loadable as a Hugging Face dataset ({type(e).__name__}: "
+                f"{str(e).splitlines()[0][:160]})",
+            ) from None
         for row in stream:
             if self.field not in row:
                 raise InputError(self.spec, f"no field {self.field!r} (fields: {sorted(row)}); use --train-field")

@@ -16,8 +16,13 @@ import statistics
 from rephraser.overlap import NgramIndex, OverlapMeter
 
 
-def training_overlap(test_texts: dict[str, str], parts: dict[str, list[str]], training: dict[str, list[tuple[str, str]]],
-                     embedding_model: str | None = None, threshold: float = 0.5) -> list[dict]:
+def training_overlap(
+    test_texts: dict[str, str],
+    parts: dict[str, list[str]],
+    training: dict[str, list[tuple[str, str]]],
+    embedding_model: str | None = None,
+    threshold: float = 0.5,
+) -> list[dict]:
     """test_texts: id -> text; parts: part -> ids; training: condition -> [(id, training text)]."""
     ids = parts["contaminated"] + parts["clean"]
     position = {i: k for k, i in enumerate(ids)}
@@ -36,11 +41,19 @@ def training_overlap(test_texts: dict[str, str], parts: dict[str, list[str]], tr
             for _, text in pairs:
                 hits |= index.matches(text)
             flagged[n] = {part: sum(position[i] in hits for i in parts[part]) for part in ("contaminated", "clean")}
-        row = {"condition": condition, "training_texts": len(pairs), "longest_run_max": max(runs),
-               "longest_run_median": statistics.median(runs), "runs": runs,
-               "ngram10_contaminated": flagged[10]["contaminated"], "ngram10_clean": flagged[10]["clean"],
-               "ngram13_contaminated": flagged[13]["contaminated"], "ngram13_clean": flagged[13]["clean"],
-               "contaminated": len(parts["contaminated"]), "clean": len(parts["clean"])}
+        row = {
+            "condition": condition,
+            "training_texts": len(pairs),
+            "longest_run_max": max(runs),
+            "longest_run_median": statistics.median(runs),
+            "runs": runs,
+            "ngram10_contaminated": flagged[10]["contaminated"],
+            "ngram10_clean": flagged[10]["clean"],
+            "ngram13_contaminated": flagged[13]["contaminated"],
+            "ngram13_clean": flagged[13]["clean"],
+            "contaminated": len(parts["contaminated"]),
+            "clean": len(parts["clean"]),
+        }
         if embedding_model:
             row.update(_embedding_flags(test_texts, parts, pairs, embedding_model, threshold))
         rows.append(row)

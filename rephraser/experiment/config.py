@@ -53,14 +53,21 @@ class ExperimentConfig:
     seed: int = field(default=0, metadata={"help": "the shuffle that picks the two parts"})
     contaminated_ids: list[str] | None = field(default=None, metadata={"help": "explicit contaminated items (ids)"})
     clean_ids: list[str] | None = field(default=None, metadata={"help": "explicit clean items (ids)"})
-    conditions: list[dict] = field(default_factory=lambda: [{"name": "rephrased", "train_on": "rephrased"}],
-                                   metadata={"help": "what each trained model is trained on (see the module docstring)"})
+    conditions: list[dict] = field(
+        default_factory=lambda: [{"name": "rephrased", "train_on": "rephrased"}],
+        metadata={"help": "what each trained model is trained on (see the module docstring)"},
+    )
     train: dict = field(default_factory=dict, metadata={"help": "rephraser.train settings for every condition"})
     tokenize: dict = field(default_factory=dict, metadata={"help": "rephraser tokenize settings (max_seq_len, ...)"})
-    launcher: str | None = field(default=None, metadata={"help": "an accelerate config file: train with accelerate "
-                                                                 "launch (default: python -m rephraser.train)"})
-    eval_backend: Literal["rephraser-hf", "rephraser-vllm", "hf", "vllm"] = field(default="rephraser-hf", metadata={
-        "help": "the lm-eval model type"})
+    launcher: str | None = field(
+        default=None,
+        metadata={
+            "help": "an accelerate config file: train with accelerate launch (default: python -m rephraser.train)"
+        },
+    )
+    eval_backend: Literal["rephraser-hf", "rephraser-vllm", "hf", "vllm"] = field(
+        default="rephraser-hf", metadata={"help": "the lm-eval model type"}
+    )
     model_args: str = field(default="", metadata={"help": "extra lm-eval model_args, e.g. dtype=bfloat16"})
     batch_size: str = field(default="8", metadata={"help": "lm-eval batch size (or auto)"})
     num_fewshot: int | None = field(default=None, metadata={"help": "lm-eval --num_fewshot"})
@@ -70,8 +77,9 @@ class ExperimentConfig:
     confirm_run_unsafe_code: bool = field(default=False, metadata={"help": "humaneval: run model code in the sandbox"})
     bootstrap: int = field(default=2000, metadata={"help": "bootstrap resamples for the contamination effect"})
     published: dict = field(default_factory=dict, metadata={"help": "the study's numbers, printed beside ours"})
-    detect_embedding_model: str | None = field(default=None, metadata={"help": "also report what the embedding "
-                                                                             "detector flags in the training texts"})
+    detect_embedding_model: str | None = field(
+        default=None, metadata={"help": "also report what the embedding detector flags in the training texts"}
+    )
     data_dir: str | None = field(default=None, metadata={"help": "a local benchmark mirror"})
 
     def __post_init__(self):
@@ -85,13 +93,17 @@ class ExperimentConfig:
         check_positive("bootstrap", self.bootstrap)
         check_choice("eval_backend", self.eval_backend, BACKENDS)
         if "humaneval" in self.benchmarks and not self.confirm_run_unsafe_code:
-            raise ConfigError("confirm_run_unsafe_code: HumanEval is scored by running model-written code (in "
-                              "rephraser's sandbox); set it to true to allow that")
+            raise ConfigError(
+                "confirm_run_unsafe_code: HumanEval is scored by running model-written code (in "
+                "rephraser's sandbox); set it to true to allow that"
+            )
         if self.contaminated_ids is not None and self.clean_ids is not None:
             shared = sorted(set(self.contaminated_ids) & set(self.clean_ids))
             if shared:
-                raise ConfigError(f"contaminated_ids / clean_ids: the parts overlap ({shared[:5]}): a clean item must "
-                                  "never be trained on")
+                raise ConfigError(
+                    f"contaminated_ids / clean_ids: the parts overlap ({shared[:5]}): a clean item must "
+                    "never be trained on"
+                )
         self.train_settings({})  # errors now, before anything runs
         self.parsed_conditions()
         self._check_tokenize()

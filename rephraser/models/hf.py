@@ -37,8 +37,12 @@ class RephraserHFLM(HFLM):
             for i, text in zip(sampled, super().generate_until([requests[i] for i in sampled], disable_tqdm)):
                 results[i] = text
         greedy = [(i, r.args) for i, r in enumerate(requests) if is_greedy(r.args[1])]
-        collator = Collator(greedy, sort_fn=lambda x: (-len(self.tok_encode(x[1][0])), x[1][0]),
-                            group_by="gen_kwargs", group_fn=lambda x: x[1][1])
+        collator = Collator(
+            greedy,
+            sort_fn=lambda x: (-len(self.tok_encode(x[1][0])), x[1][0]),
+            group_by="gen_kwargs",
+            group_fn=lambda x: x[1][1],
+        )
         batch_size = self._greedy_batch_size()
         bar = tqdm(total=len(greedy), disable=disable_tqdm or self.rank != 0, desc="rephraser-hf generate_until")
         for chunk in collator.get_batched(n=batch_size):
@@ -65,16 +69,29 @@ class RephraserHFLM(HFLM):
         max_gen_toks = int(gen_kwargs.get("max_gen_toks", self.max_gen_toks))
         until = gen_kwargs.get("until") or []
         stops = [until] if isinstance(until, str) else list(until)
-        end_ids = stop_token_ids(self.tokenizer, stops, getattr(self.model, "generation_config", None)) | {self.eot_token_id}
-        text_stops = [s for s in stops if self.tokenizer.convert_tokens_to_ids(s) not in end_ids]  # those ids end it already
-        ids, mask = self.tok_batch_encode(contexts, left_truncate_len=self.max_length - max_gen_toks, truncation=self.truncation)
-        rows = greedy_generate(self.model, ids.to(self.device), mask.to(self.device), max_gen_toks,
-                               done=lambda toks: toks[-1] in end_ids or hits_stop(self.tok_decode(toks), text_stops))
+        end_ids = stop_token_ids(self.tokenizer, stops, getattr(self.model, "generation_config", None)) | {
+            self.eot_token_id
+        }
+        text_stops = [
+            s for s in stops if self.tokenizer.convert_tokens_to_ids(s) not in end_ids
+        ]  # those ids end it already
+        ids, mask = self.tok_batch_encode(
+            contexts, left_truncate_len=self.max_length - max_gen_toks, truncation=self.truncation
+        )
+        rows = greedy_generate(
+            self.model,
+            ids.to(self.device),
+            mask.to(self.device),
+            max_gen_toks,
+            done=lambda toks: toks[-1] in end_ids or hits_stop(self.tok_decode(toks), text_stops),
+        )
         return [cut_at_stops(self.tok_decode(cut_at_stop_ids(toks, end_ids)), text_stops) for toks in rows]
 
 
 @torch.no_grad()
-def greedy_generate(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int, done) -> list[list[int]]:
+def greedy_generate(
+    model, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int, done
+) -> list[list[int]]:
     """Greedy decoding of a left-padded batch; a row leaves the batch as soon as done(its new tokens) is true."""
     from transformers import DynamicCache
 
@@ -84,8 +101,9 @@ def greedy_generate(model, input_ids: torch.Tensor, attention_mask: torch.Tensor
     cache = DynamicCache()
     # transformers 5.x renamed past_key_values to cache (the old name warns, and goes in 5.40)
     cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
-    logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions,
-                   use_cache=True, **{cache_arg: cache}).logits[:, -1]
+    logits = model(
+        input_ids=input_ids, attention_mask=attention_mask, position_ids=positions, use_cache=True, **{cache_arg: cache}
+    ).logits[:, -1]
     last_position = positions[:, -1:]
     for step in range(max_new_tokens):
         next_tokens = logits.argmax(-1)
@@ -98,10 +116,20 @@ def greedy_generate(model, input_ids: torch.Tensor, attention_mask: torch.Tensor
             break
         if len(keep) < len(alive):  # finished rows leave the batch, their cache rows too
             index = torch.tensor(keep, device=input_ids.device)
-            alive, next_tokens, attention_mask, last_position = alive[index], next_tokens[index], attention_mask[index], last_position[index]
+            alive, next_tokens, attention_mask, last_position = (
+                alive[index],
+                next_tokens[index],
+                attention_mask[index],
+                last_position[index],
+            )
             cache.batch_select_indices(index)
         attention_mask = torch.cat([attention_mask, attention_mask.new_ones(len(alive), 1)], dim=1)
         last_position = last_position + 1
-        logits = model(input_ids=next_tokens[:, None], attention_mask=attention_mask, position_ids=last_position,
-                       use_cache=True, **{cache_arg: cache}).logits[:, -1]
+        logits = model(
+            input_ids=next_tokens[:, None],
+            attention_mask=attention_mask,
+            position_ids=last_position,
+            use_cache=True,
+            **{cache_arg: cache},
+        ).logits[:, -1]
     return out

@@ -18,7 +18,6 @@ does the same with ray). It imports nothing of lm-eval's vllm module, which need
 
 from __future__ import annotations
 
-
 from lm_eval.api.instance import Instance
 from lm_eval.api.model import TemplateLM
 from lm_eval.models.utils import has_bos_prefix
@@ -28,20 +27,47 @@ from rephraser.models.stops import cut_at_stops, stop_token_ids
 
 
 class RephraserVLLM(TemplateLM):
-    def __init__(self, pretrained: str, dtype: str = "auto", revision: str | None = None, tokenizer: str | None = None,
-                 tokenizer_revision: str | None = None, trust_remote_code: bool = False, tensor_parallel_size: int = 1,
-                 data_parallel_size: int = 1, max_model_len: int | None = None, max_length: int | None = None,
-                 max_gen_toks: int = 256, seed: int = 1234, gpu_memory_utilization: float = 0.9,
-                 enforce_eager: bool = False, lora_local_path: str | None = None, max_lora_rank: int = 16,
-                 add_bos_token: bool | None = None, batch_size=None, device=None, **engine_kwargs):
+    def __init__(
+        self,
+        pretrained: str,
+        dtype: str = "auto",
+        revision: str | None = None,
+        tokenizer: str | None = None,
+        tokenizer_revision: str | None = None,
+        trust_remote_code: bool = False,
+        tensor_parallel_size: int = 1,
+        data_parallel_size: int = 1,
+        max_model_len: int | None = None,
+        max_length: int | None = None,
+        max_gen_toks: int = 256,
+        seed: int = 1234,
+        gpu_memory_utilization: float = 0.9,
+        enforce_eager: bool = False,
+        lora_local_path: str | None = None,
+        max_lora_rank: int = 16,
+        add_bos_token: bool | None = None,
+        batch_size=None,
+        device=None,
+        **engine_kwargs,
+    ):
         super().__init__()
         self.data_parallel_size, self.tensor_parallel_size = int(data_parallel_size), int(tensor_parallel_size)
-        self.engine_args = dict(model=pretrained, revision=revision, tokenizer=tokenizer, tokenizer_revision=tokenizer_revision,
-                                dtype=dtype, tensor_parallel_size=self.tensor_parallel_size, seed=int(seed),
-                                max_model_len=int(max_model_len or max_length) if (max_model_len or max_length) else None,
-                                gpu_memory_utilization=float(gpu_memory_utilization), enforce_eager=bool(enforce_eager),
-                                trust_remote_code=bool(trust_remote_code), enable_lora=bool(lora_local_path),
-                                max_lora_rank=int(max_lora_rank), **engine_kwargs)
+        self.engine_args = dict(
+            model=pretrained,
+            revision=revision,
+            tokenizer=tokenizer,
+            tokenizer_revision=tokenizer_revision,
+            dtype=dtype,
+            tensor_parallel_size=self.tensor_parallel_size,
+            seed=int(seed),
+            max_model_len=int(max_model_len or max_length) if (max_model_len or max_length) else None,
+            gpu_memory_utilization=float(gpu_memory_utilization),
+            enforce_eager=bool(enforce_eager),
+            trust_remote_code=bool(trust_remote_code),
+            enable_lora=bool(lora_local_path),
+            max_lora_rank=int(max_lora_rank),
+            **engine_kwargs,
+        )
         self.lora_local_path = lora_local_path
         self.add_bos_token = add_bos_token
         self.max_gen_toks = int(max_gen_toks)
@@ -71,8 +97,12 @@ class RephraserVLLM(TemplateLM):
         return self.tokenizer.name_or_path.replace("/", "__")
 
     def apply_chat_template(self, chat_history: list[dict[str, str]], add_generation_prompt: bool = True) -> str:
-        return self.tokenizer.apply_chat_template(chat_history, tokenize=False, add_generation_prompt=add_generation_prompt,
-                                                  continue_final_message=not add_generation_prompt)
+        return self.tokenizer.apply_chat_template(
+            chat_history,
+            tokenize=False,
+            add_generation_prompt=add_generation_prompt,
+            continue_final_message=not add_generation_prompt,
+        )
 
     def tok_encode(self, string: str, add_special_tokens: bool | None = None, **kwargs) -> list[int]:
         if add_special_tokens is None:
@@ -97,12 +127,18 @@ class RephraserVLLM(TemplateLM):
             max_gen_toks = int(kwargs.pop("max_gen_toks", self.max_gen_toks))
             temperature = 0.0 if not kwargs.pop("do_sample", False) else float(kwargs.pop("temperature", 1.0))
             kwargs.pop("temperature", None)
-            ids = self.tok_encode(context)[-(self.max_length - max_gen_toks):]  # left truncation
+            ids = self.tok_encode(context)[-(self.max_length - max_gen_toks) :]  # left truncation
             prompts.append(TokensPrompt(prompt_token_ids=ids))
-            params.append(SamplingParams(temperature=temperature, max_tokens=max_gen_toks, stop=until or None,
-                                         stop_token_ids=sorted(stop_token_ids(self.tokenizer, until, self.generation_config)),
-                                         skip_special_tokens=True,
-                                         **{k: v for k, v in kwargs.items() if k in ("top_p", "top_k", "seed")}))
+            params.append(
+                SamplingParams(
+                    temperature=temperature,
+                    max_tokens=max_gen_toks,
+                    stop=until or None,
+                    stop_token_ids=sorted(stop_token_ids(self.tokenizer, until, self.generation_config)),
+                    skip_special_tokens=True,
+                    **{k: v for k, v in kwargs.items() if k in ("top_p", "top_k", "seed")},
+                )
+            )
             stops.append(until)
         texts = self._run("generate", prompts, params, None, disable_tqdm)
         results = [cut_at_stops(text, until) for text, until in zip(texts, stops)]
@@ -116,7 +152,7 @@ class RephraserVLLM(TemplateLM):
 
         prompts, spans = [], []
         for _, context_ids, continuation_ids in requests:
-            ids = (context_ids + continuation_ids)[-self.max_length:]
+            ids = (context_ids + continuation_ids)[-self.max_length :]
             prompts.append(TokensPrompt(prompt_token_ids=ids))
             spans.append((len(ids) - len(continuation_ids), ids))
         params = [SamplingParams(temperature=0.0, max_tokens=1, prompt_logprobs=1)] * len(prompts)
@@ -133,13 +169,25 @@ class RephraserVLLM(TemplateLM):
     def _run(self, kind: str, prompts: list, params: list, spans: list | None, disable_tqdm: bool) -> list:
         """All requests through one engine, or split over data-parallel engines; results in request order."""
         if self.llm is not None:
-            outputs = self.llm.generate(prompts, sampling_params=params, use_tqdm=not disable_tqdm,
-                                        lora_request=_lora_request(self.lora_local_path))
+            outputs = self.llm.generate(
+                prompts,
+                sampling_params=params,
+                use_tqdm=not disable_tqdm,
+                lora_request=_lora_request(self.lora_local_path),
+            )
             return _results(kind, outputs, spans)
         from rephraser.models.vllm_dp import run_data_parallel
 
-        return run_data_parallel(self.engine_args, self.data_parallel_size, self.tensor_parallel_size, kind, prompts, params,
-                                 spans, self.lora_local_path)
+        return run_data_parallel(
+            self.engine_args,
+            self.data_parallel_size,
+            self.tensor_parallel_size,
+            kind,
+            prompts,
+            params,
+            spans,
+            self.lora_local_path,
+        )
 
 
 def _results(kind: str, outputs, spans: list | None) -> list:
@@ -173,23 +221,33 @@ def check_data_parallel(data_parallel_size: int, tensor_parallel_size: int) -> N
     needed = data_parallel_size * tensor_parallel_size
     available = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if available == 0:
-        raise ConfigError(f"data_parallel_size={data_parallel_size}: data parallelism runs one vLLM engine per GPU group "
-                          "and needs CUDA GPUs; this machine has none (use data_parallel_size=1)")
+        raise ConfigError(
+            f"data_parallel_size={data_parallel_size}: data parallelism runs one vLLM engine per GPU group "
+            "and needs CUDA GPUs; this machine has none (use data_parallel_size=1)"
+        )
     if available < needed:
-        raise ConfigError(f"data_parallel_size={data_parallel_size} x tensor_parallel_size={tensor_parallel_size} needs "
-                          f"{needed} GPUs; {available} are visible")
+        raise ConfigError(
+            f"data_parallel_size={data_parallel_size} x tensor_parallel_size={tensor_parallel_size} needs "
+            f"{needed} GPUs; {available} are visible"
+        )
 
 
 def _tokenizer_and_length(engine_args: dict):
     from transformers import AutoConfig, AutoTokenizer
 
     source = engine_args.get("tokenizer") or engine_args["model"]
-    tokenizer = AutoTokenizer.from_pretrained(source, revision=engine_args.get("tokenizer_revision"),
-                                              trust_remote_code=engine_args.get("trust_remote_code", False))
+    tokenizer = AutoTokenizer.from_pretrained(
+        source,
+        revision=engine_args.get("tokenizer_revision"),
+        trust_remote_code=engine_args.get("trust_remote_code", False),
+    )
     length = engine_args.get("max_model_len")
     if not length:
-        config = AutoConfig.from_pretrained(engine_args["model"], revision=engine_args.get("revision"),
-                                            trust_remote_code=engine_args.get("trust_remote_code", False))
+        config = AutoConfig.from_pretrained(
+            engine_args["model"],
+            revision=engine_args.get("revision"),
+            trust_remote_code=engine_args.get("trust_remote_code", False),
+        )
         length = getattr(config, "max_position_embeddings", None) or 2048
     return tokenizer, int(length)
 

@@ -23,7 +23,9 @@ def _visible_gpus() -> list[str]:
     return visible.split(",") if visible else [str(i) for i in range(torch.cuda.device_count())]
 
 
-def _worker(rank: int, gpus: list[str], engine_args: dict, kind: str, prompts: list, params: list, spans, lora_path, conn):
+def _worker(
+    rank: int, gpus: list[str], engine_args: dict, kind: str, prompts: list, params: list, spans, lora_path, conn
+):
     try:
         os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
         for key in [k for k in os.environ if k.startswith("VLLM_DP_")]:
@@ -33,7 +35,9 @@ def _worker(rank: int, gpus: list[str], engine_args: dict, kind: str, prompts: l
         from rephraser.models.vllm import _lora_request, _results
 
         llm = LLM(**engine_args)
-        outputs = llm.generate(prompts, sampling_params=params, use_tqdm=rank == 0, lora_request=_lora_request(lora_path))
+        outputs = llm.generate(
+            prompts, sampling_params=params, use_tqdm=rank == 0, lora_request=_lora_request(lora_path)
+        )
         conn.send(("ok", _results(kind, outputs, spans)))
     except BaseException as e:  # reported to the parent, which raises it with the rank
         conn.send(("error", f"{type(e).__name__}: {e}"))
@@ -41,18 +45,37 @@ def _worker(rank: int, gpus: list[str], engine_args: dict, kind: str, prompts: l
         conn.close()
 
 
-def run_data_parallel(engine_args: dict, data_parallel_size: int, tensor_parallel_size: int, kind: str, prompts: list,
-                      params: list, spans: list | None, lora_path: str | None) -> list:
+def run_data_parallel(
+    engine_args: dict,
+    data_parallel_size: int,
+    tensor_parallel_size: int,
+    kind: str,
+    prompts: list,
+    params: list,
+    spans: list | None,
+    lora_path: str | None,
+) -> list:
     gpus = _visible_gpus()
     context = multiprocessing.get_context("spawn")
     workers = []
     for rank in range(data_parallel_size):
         share = list(range(rank, len(prompts), data_parallel_size))
         parent, child = context.Pipe(duplex=False)
-        process = context.Process(target=_worker, daemon=False, args=(
-            rank, gpus[rank * tensor_parallel_size:(rank + 1) * tensor_parallel_size], engine_args, kind,
-            [prompts[i] for i in share], [params[i] for i in share], [spans[i] for i in share] if spans else None,
-            lora_path, child))
+        process = context.Process(
+            target=_worker,
+            daemon=False,
+            args=(
+                rank,
+                gpus[rank * tensor_parallel_size : (rank + 1) * tensor_parallel_size],
+                engine_args,
+                kind,
+                [prompts[i] for i in share],
+                [params[i] for i in share],
+                [spans[i] for i in share] if spans else None,
+                lora_path,
+                child,
+            ),
+        )
         process.start()
         child.close()
         workers.append((share, parent, process))

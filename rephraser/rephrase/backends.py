@@ -23,13 +23,22 @@ class OpenAIBackend:
         self.client = ChatClient(cfg.api_base, cfg.model, concurrency=cfg.concurrency, timeout_s=cfg.timeout_s)
 
     def generate(self, items, conversations, attempt: int) -> list[Reply]:
-        return self.client.chat_many(conversations, desc=f"rephrase, attempt {attempt + 1}",
-                                     temperature=self.cfg.temperature, max_tokens=self.cfg.max_tokens,
-                                     seed=self.cfg.seed + attempt)
+        return self.client.chat_many(
+            conversations,
+            desc=f"rephrase, attempt {attempt + 1}",
+            temperature=self.cfg.temperature,
+            max_tokens=self.cfg.max_tokens,
+            seed=self.cfg.seed + attempt,
+        )
 
     def usage(self) -> dict:
         u = self.client.usage
-        return {"requests": u.requests, "retries": u.retries, "retries_by_reason": u.by_reason, "failed_requests": u.failed}
+        return {
+            "requests": u.requests,
+            "retries": u.retries,
+            "retries_by_reason": u.by_reason,
+            "failed_requests": u.failed,
+        }
 
 
 class VLLMBackend:
@@ -46,11 +55,24 @@ class VLLMBackend:
     def generate(self, items, conversations, attempt: int) -> list[Reply]:
         from vllm import SamplingParams
 
-        params = [SamplingParams(temperature=self.cfg.temperature, max_tokens=self.cfg.max_tokens,
-                                 seed=self.cfg.seed + 1_000_003 * attempt + item.index) for item in items]
+        params = [
+            SamplingParams(
+                temperature=self.cfg.temperature,
+                max_tokens=self.cfg.max_tokens,
+                seed=self.cfg.seed + 1_000_003 * attempt + item.index,
+            )
+            for item in items
+        ]
         outputs = self.llm.chat(conversations, sampling_params=params, use_tqdm=True)
-        return [Reply(text=out.outputs[0].text, prompt_tokens=len(out.prompt_token_ids or []),
-                      completion_tokens=len(out.outputs[0].token_ids), tries=1) for out in outputs]
+        return [
+            Reply(
+                text=out.outputs[0].text,
+                prompt_tokens=len(out.prompt_token_ids or []),
+                completion_tokens=len(out.outputs[0].token_ids),
+                tries=1,
+            )
+            for out in outputs
+        ]
 
     def usage(self) -> dict:
         return {}

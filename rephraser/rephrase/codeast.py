@@ -32,35 +32,164 @@ from dataclasses import dataclass
 from rephraser.overlap import OverlapMeter, words
 
 NAME_WORDS = {
-    "has": "contains", "close": "near", "elements": "items", "element": "item", "get": "fetch", "count": "tally",
-    "sum": "total", "string": "text", "strings": "texts", "list": "seq", "number": "value", "numbers": "values",
-    "is": "check", "find": "locate", "sort": "order", "sorted": "ordered", "max": "largest", "min": "smallest",
-    "all": "every", "make": "build", "remove": "drop", "parse": "read", "separate": "split", "groups": "clusters",
-    "filter": "select", "by": "using", "truncate": "cut", "below": "under", "above": "over", "zero": "nil",
-    "mean": "average", "absolute": "abs", "deviation": "spread", "intersperse": "interleave", "nested": "deep",
-    "parens": "brackets", "prefix": "head", "prefixes": "heads", "palindrome": "mirror", "xor": "exclusive_or",
-    "longest": "greatest_length", "greatest": "biggest", "common": "shared", "divisor": "factor", "sequence": "series",
-    "distinct": "unique", "characters": "chars", "music": "melody", "how": "times", "many": "count", "times": "occurrences",
-    "strlen": "length_of", "largest": "biggest", "factorize": "split_factors", "duplicates": "repeats", "flip": "swap",
-    "case": "letter_case", "concatenate": "join", "positive": "above_zero", "prime": "primal", "poly": "polynomial",
-    "third": "every_third", "unique": "distinct", "fib": "fibonacci", "encode": "encipher", "decode": "decipher",
-    "cyclic": "rotating", "shift": "offset", "triples": "triplets", "pairs": "couples", "base": "radix", "area": "surface",
-    "triangle": "trigon", "median": "middle", "vowels": "vowel_letters", "digits": "figures", "word": "term",
-    "words": "terms", "check": "verify", "even": "divisible_by_two", "odd": "not_even", "right": "correct",
+    "has": "contains",
+    "close": "near",
+    "elements": "items",
+    "element": "item",
+    "get": "fetch",
+    "count": "tally",
+    "sum": "total",
+    "string": "text",
+    "strings": "texts",
+    "list": "seq",
+    "number": "value",
+    "numbers": "values",
+    "is": "check",
+    "find": "locate",
+    "sort": "order",
+    "sorted": "ordered",
+    "max": "largest",
+    "min": "smallest",
+    "all": "every",
+    "make": "build",
+    "remove": "drop",
+    "parse": "read",
+    "separate": "split",
+    "groups": "clusters",
+    "filter": "select",
+    "by": "using",
+    "truncate": "cut",
+    "below": "under",
+    "above": "over",
+    "zero": "nil",
+    "mean": "average",
+    "absolute": "abs",
+    "deviation": "spread",
+    "intersperse": "interleave",
+    "nested": "deep",
+    "parens": "brackets",
+    "prefix": "head",
+    "prefixes": "heads",
+    "palindrome": "mirror",
+    "xor": "exclusive_or",
+    "longest": "greatest_length",
+    "greatest": "biggest",
+    "common": "shared",
+    "divisor": "factor",
+    "sequence": "series",
+    "distinct": "unique",
+    "characters": "chars",
+    "music": "melody",
+    "how": "times",
+    "many": "count",
+    "times": "occurrences",
+    "strlen": "length_of",
+    "largest": "biggest",
+    "factorize": "split_factors",
+    "duplicates": "repeats",
+    "flip": "swap",
+    "case": "letter_case",
+    "concatenate": "join",
+    "positive": "above_zero",
+    "prime": "primal",
+    "poly": "polynomial",
+    "third": "every_third",
+    "unique": "distinct",
+    "fib": "fibonacci",
+    "encode": "encipher",
+    "decode": "decipher",
+    "cyclic": "rotating",
+    "shift": "offset",
+    "triples": "triplets",
+    "pairs": "couples",
+    "base": "radix",
+    "area": "surface",
+    "triangle": "trigon",
+    "median": "middle",
+    "vowels": "vowel_letters",
+    "digits": "figures",
+    "word": "term",
+    "words": "terms",
+    "check": "verify",
+    "even": "divisible_by_two",
+    "odd": "not_even",
+    "right": "correct",
 }
-IDENTIFIER_WORDS = {**NAME_WORDS, "i": "idx", "j": "jdx", "k": "kdx", "n": "num", "m": "mval", "x": "xval", "y": "yval",
-                    "s": "text_s", "l": "seq_l", "a": "aval", "b": "bval", "c": "cval", "res": "outcome", "result": "outcome",
-                    "ret": "outcome", "ans": "answer", "arr": "array", "lst": "items", "idx": "position", "num": "quantity",
-                    "text": "content", "value": "amount", "values": "amounts", "paren": "bracket", "operator": "op_symbols",
-                    "operand": "operands_list", "grid": "matrix", "capacity": "limit", "threshold": "limit", "delimeter": "sep"}
+IDENTIFIER_WORDS = {
+    **NAME_WORDS,
+    "i": "idx",
+    "j": "jdx",
+    "k": "kdx",
+    "n": "num",
+    "m": "mval",
+    "x": "xval",
+    "y": "yval",
+    "s": "text_s",
+    "l": "seq_l",
+    "a": "aval",
+    "b": "bval",
+    "c": "cval",
+    "res": "outcome",
+    "result": "outcome",
+    "ret": "outcome",
+    "ans": "answer",
+    "arr": "array",
+    "lst": "items",
+    "idx": "position",
+    "num": "quantity",
+    "text": "content",
+    "value": "amount",
+    "values": "amounts",
+    "paren": "bracket",
+    "operator": "op_symbols",
+    "operand": "operands_list",
+    "grid": "matrix",
+    "capacity": "limit",
+    "threshold": "limit",
+    "delimeter": "sep",
+}
 PROSE_WORDS = {
-    "given": "provided", "return": "give back", "returns": "gives back", "list": "sequence", "lists": "sequences",
-    "number": "value", "numbers": "values", "string": "text", "strings": "texts", "check": "determine", "if": "whether",
-    "the": "this", "function": "routine", "input": "argument", "each": "every", "find": "identify", "that": "which",
-    "all": "every", "only": "just", "should": "must", "will": "shall", "example": "instance", "examples": "instances",
-    "of": "from", "you": "one", "are": "happen to be", "is": "happens to be", "have": "possess", "has": "possesses",
-    "write": "implement", "take": "accept", "takes": "accepts", "in": "within", "into": "to", "with": "using",
-    "and": "as well as", "or": "alternatively", "not": "never", "a": "one", "an": "one", "to": "toward",
+    "given": "provided",
+    "return": "give back",
+    "returns": "gives back",
+    "list": "sequence",
+    "lists": "sequences",
+    "number": "value",
+    "numbers": "values",
+    "string": "text",
+    "strings": "texts",
+    "check": "determine",
+    "if": "whether",
+    "the": "this",
+    "function": "routine",
+    "input": "argument",
+    "each": "every",
+    "find": "identify",
+    "that": "which",
+    "all": "every",
+    "only": "just",
+    "should": "must",
+    "will": "shall",
+    "example": "instance",
+    "examples": "instances",
+    "of": "from",
+    "you": "one",
+    "are": "happen to be",
+    "is": "happens to be",
+    "have": "possess",
+    "has": "possesses",
+    "write": "implement",
+    "take": "accept",
+    "takes": "accepts",
+    "in": "within",
+    "into": "to",
+    "with": "using",
+    "and": "as well as",
+    "or": "alternatively",
+    "not": "never",
+    "a": "one",
+    "an": "one",
+    "to": "toward",
 }
 EXAMPLE = re.compile(r"^\s*>>>\s?(?P<code>.*)$")
 VARIANTS = 3
@@ -86,8 +215,12 @@ def _new_name(name: str, taken: set[str], table: dict[str, str]) -> str:
 def _bound_names(fn: ast.FunctionDef) -> set[str]:
     """Arguments and names bound anywhere in the function (not imports, globals or nonlocals)."""
     declared = {n for node in ast.walk(fn) if isinstance(node, (ast.Global, ast.Nonlocal)) for n in node.names}
-    imported = {(a.asname or a.name).split(".")[0] for node in ast.walk(fn) if isinstance(node, (ast.Import, ast.ImportFrom))
-                for a in node.names}
+    imported = {
+        (a.asname or a.name).split(".")[0]
+        for node in ast.walk(fn)
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+        for a in node.names
+    }
     bound = set()
     for node in ast.walk(fn):
         if isinstance(node, ast.arg):
@@ -143,8 +276,15 @@ def _has_continue(body: list[ast.stmt]) -> bool:
 
 def _loop_to_while(loop: ast.For, fn: ast.FunctionDef, taken: set[str]) -> list[ast.stmt] | None:
     it = loop.iter
-    if (not isinstance(loop.target, ast.Name) or loop.orelse or not isinstance(it, ast.Call)
-            or not isinstance(it.func, ast.Name) or it.func.id != "range" or it.keywords or not 1 <= len(it.args) <= 3):
+    if (
+        not isinstance(loop.target, ast.Name)
+        or loop.orelse
+        or not isinstance(it, ast.Call)
+        or not isinstance(it.func, ast.Name)
+        or it.func.id != "range"
+        or it.keywords
+        or not 1 <= len(it.args) <= 3
+    ):
         return None
     name = loop.target.id
     step = 1
@@ -152,8 +292,10 @@ def _loop_to_while(loop: ast.For, fn: ast.FunctionDef, taken: set[str]) -> list[
         if not (isinstance(it.args[2], ast.Constant) and isinstance(it.args[2].value, int) and it.args[2].value != 0):
             return None
         step = it.args[2].value
-    assigned = {n.id for s in loop.body for n in ast.walk(s) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
-    elsewhere = [n for n in ast.walk(fn) if isinstance(n, ast.Name) and n.id == name] 
+    assigned = {
+        n.id for s in loop.body for n in ast.walk(s) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
+    }
+    elsewhere = [n for n in ast.walk(fn) if isinstance(n, ast.Name) and n.id == name]
     inside = [n for n in ast.walk(loop) if isinstance(n, ast.Name) and n.id == name]
     if name in assigned or len(elsewhere) != len(inside) or _has_continue(loop.body):
         return None
@@ -161,11 +303,20 @@ def _loop_to_while(loop: ast.For, fn: ast.FunctionDef, taken: set[str]) -> list[
     stop = it.args[1] if len(it.args) >= 2 else it.args[0]
     bound = _new_name(f"{name}_end", taken, {})
     compare = ast.Lt() if step > 0 else ast.Gt()
-    return [ast.Assign(targets=[ast.Name(name, ast.Store())], value=start),
-            ast.Assign(targets=[ast.Name(bound, ast.Store())], value=stop),
-            ast.While(test=ast.Compare(ast.Name(name, ast.Load()), [compare], [ast.Name(bound, ast.Load())]),
-                      body=[*loop.body, ast.AugAssign(ast.Name(name, ast.Store()), ast.Add() if step > 0 else ast.Sub(),
-                                                       ast.Constant(abs(step)))], orelse=[])]
+    return [
+        ast.Assign(targets=[ast.Name(name, ast.Store())], value=start),
+        ast.Assign(targets=[ast.Name(bound, ast.Store())], value=stop),
+        ast.While(
+            test=ast.Compare(ast.Name(name, ast.Load()), [compare], [ast.Name(bound, ast.Load())]),
+            body=[
+                *loop.body,
+                ast.AugAssign(
+                    ast.Name(name, ast.Store()), ast.Add() if step > 0 else ast.Sub(), ast.Constant(abs(step))
+                ),
+            ],
+            orelse=[],
+        ),
+    ]
 
 
 def _rewrite_loops(fn: ast.FunctionDef, taken: set[str]) -> None:
@@ -173,7 +324,11 @@ def _rewrite_loops(fn: ast.FunctionDef, taken: set[str]) -> None:
         out = []
         for stmt in body:
             for attr in ("body", "orelse", "finalbody"):
-                if hasattr(stmt, attr) and isinstance(getattr(stmt, attr), list) and not isinstance(stmt, ast.FunctionDef):
+                if (
+                    hasattr(stmt, attr)
+                    and isinstance(getattr(stmt, attr), list)
+                    and not isinstance(stmt, ast.FunctionDef)
+                ):
                     setattr(stmt, attr, visit(getattr(stmt, attr)))
             replaced = _loop_to_while(stmt, fn, taken) if isinstance(stmt, ast.For) else None
             out.extend(replaced or [stmt])
@@ -245,7 +400,11 @@ def rewrite_program(source: str, variant: int = 0) -> Rewrite:
     renamed = {f.name: _new_name(f.name, taken, NAME_WORDS) for f in functions}
     keyword_map: dict[str, dict[str, str]] = {}
     for fn in functions:
-        local = {} if variant >= 2 else {n: _new_name(n, taken, IDENTIFIER_WORDS) for n in sorted(_bound_names(fn)) if n not in renamed}
+        local = (
+            {}
+            if variant >= 2
+            else {n: _new_name(n, taken, IDENTIFIER_WORDS) for n in sorted(_bound_names(fn)) if n not in renamed}
+        )
         keyword_map[fn.name] = {a.arg: local.get(a.arg, a.arg) for a in fn.args.args + fn.args.kwonlyargs}
         doc = ast.get_docstring(fn, clean=False)
         _Renamer(local, {}).visit(fn)
@@ -264,7 +423,11 @@ def _with_indented_docstrings(text: str) -> str:
     out, inside, indent = [], False, ""
     for line in text.splitlines():
         stripped = line.lstrip()
-        if not inside and stripped.startswith(('"""', "'''")) and not (len(stripped) > 3 and stripped.rstrip().endswith(stripped[:3])):
+        if (
+            not inside
+            and stripped.startswith(('"""', "'''"))
+            and not (len(stripped) > 3 and stripped.rstrip().endswith(stripped[:3]))
+        ):
             inside, indent = True, line[: len(line) - len(stripped)]
             out.append(line)
             continue
@@ -277,7 +440,9 @@ def _with_indented_docstrings(text: str) -> str:
     return "\n".join(out) + "\n"
 
 
-def break_runs(original: str, text: str, max_shared_words: int, meter: OverlapMeter | None = None, tries: int = 60) -> str:
+def break_runs(
+    original: str, text: str, max_shared_words: int, meter: OverlapMeter | None = None, tries: int = 60
+) -> str:
     """Break every run of words shared with the original that is max_shared_words or longer, without changing
     what the program does: a `pass` statement between two lines of the run; inside one line of code, the
     line written without the spaces that punctuation makes optional (`{'a':1,'b':2}`: one word, not four);
@@ -360,7 +525,7 @@ def _escape_in_string(text: str, position: int) -> str | None:
             letters = [i for i in range(position, word_end) if text[i].isalpha() and text[i].isascii()]
             if letters:
                 i = letters[len(letters) // 2]
-                candidate = text[:i] + f"\\x{ord(text[i]):02x}" + text[i + 1:]
+                candidate = text[:i] + f"\\x{ord(text[i]):02x}" + text[i + 1 :]
                 return candidate if _same_program(text, candidate) else None
     return None
 
@@ -372,8 +537,11 @@ def _compact_line(text: str, line: int) -> str | None:
 
     lines = text.split("\n")
     try:
-        tokens = [t for t in tokenize.generate_tokens(io.StringIO(lines[line] + "\n").readline)
-                  if t.type not in (tokenize.NEWLINE, tokenize.NL, tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER)]
+        tokens = [
+            t
+            for t in tokenize.generate_tokens(io.StringIO(lines[line] + "\n").readline)
+            if t.type not in (tokenize.NEWLINE, tokenize.NL, tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER)
+        ]
     except (tokenize.TokenError, SyntaxError, IndentationError):
         return None
     if not tokens:
@@ -382,5 +550,5 @@ def _compact_line(text: str, line: int) -> str | None:
     for previous, token in zip(tokens, tokens[1:]):
         out += ("" if tokenize.OP in (previous.type, token.type) else " ") + token.string
     indent = lines[line][: len(lines[line]) - len(lines[line].lstrip())]
-    candidate = "\n".join(lines[:line] + [indent + out] + lines[line + 1:])
+    candidate = "\n".join(lines[:line] + [indent + out] + lines[line + 1 :])
     return candidate if candidate != text and _same_program(text, candidate) else None

@@ -19,34 +19,55 @@ OPERATIONAL_FIELDS = ("concurrency", "timeout_s", "api_base", "confirm_run_unsaf
 class RephraseConfig:
     """Make the rephrased (or translated) twin of a benchmark or lm-eval task, checked for overlap and meaning."""
 
-    backend: Literal["openai", "vllm", "code-ast"] = option(metadata={"help": "who rephrases: an OpenAI-compatible "
-                                                                         "endpoint, vLLM offline, or the offline Python rewriter"})
-    out: str = option(metadata={"help": "output directory (records.jsonl, train.jsonl, task/, report.json); rerun to resume"})
+    backend: Literal["openai", "vllm", "code-ast"] = option(
+        metadata={"help": "who rephrases: an OpenAI-compatible endpoint, vLLM offline, or the offline Python rewriter"}
+    )
+    out: str = option(
+        metadata={"help": "output directory (records.jsonl, train.jsonl, task/, report.json); rerun to resume"}
+    )
     benchmark: Literal["gsm8k", "mmlu", "humaneval"] | None = option(default=None, metadata={"help": "a preset"})
     task: str | None = option(default=None, metadata={"help": "any lm-eval task name (instead of --benchmark)"})
-    field: str | None = option(default=None, metadata={"help": "--task: the doc field to rephrase (default: the one text "
-                                                                "field its prompt uses)"})
-    include_path: str | None = option(default=None, metadata={"help": "--task: a folder of task YAMLs (lm-eval's --include_path)"})
-    subjects: list[str] | None = option(default=None, metadata={"help": "--benchmark mmlu: these subjects (default: all 57)"})
-    model: str | None = option(default=None, metadata={"help": "the model that rephrases (openai: the endpoint's name; "
-                                                              "vllm: a directory or hub id)"})
-    api_base: str | None = option(default=None, metadata={"help": "openai: the endpoint, e.g. http://127.0.0.1:8000/v1 "
-                                                                 "(key from OPENAI_API_KEY)"})
-    translate: str | None = option(default=None, metadata={"help": "translate into this language instead of paraphrasing"})
+    field: str | None = option(
+        default=None,
+        metadata={"help": "--task: the doc field to rephrase (default: the one text field its prompt uses)"},
+    )
+    include_path: str | None = option(
+        default=None, metadata={"help": "--task: a folder of task YAMLs (lm-eval's --include_path)"}
+    )
+    subjects: list[str] | None = option(
+        default=None, metadata={"help": "--benchmark mmlu: these subjects (default: all 57)"}
+    )
+    model: str | None = option(
+        default=None,
+        metadata={"help": "the model that rephrases (openai: the endpoint's name; vllm: a directory or hub id)"},
+    )
+    api_base: str | None = option(
+        default=None, metadata={"help": "openai: the endpoint, e.g. http://127.0.0.1:8000/v1 (key from OPENAI_API_KEY)"}
+    )
+    translate: str | None = option(
+        default=None, metadata={"help": "translate into this language instead of paraphrasing"}
+    )
     limit: int | None = option(default=None, metadata={"help": "only the first N items"})
     max_attempts: int = option(default=5, metadata={"help": "tries per item before it is reported as failed"})
-    max_shared_words: int = option(default=10, metadata={"help": "a rephrase must share fewer consecutive words with the "
-                                                                "original (the study's 10-gram test)"})
+    max_shared_words: int = option(
+        default=10,
+        metadata={"help": "a rephrase must share fewer consecutive words with the original (the study's 10-gram test)"},
+    )
     concurrency: int = option(default=8, metadata={"help": "openai: requests in flight"})
     timeout_s: float = option(default=60.0, metadata={"help": "openai: per-request timeout"})
     temperature: float = option(default=0.7, metadata={"help": "sampling temperature (each retry samples anew)"})
     max_tokens: int = option(default=1024, metadata={"help": "longest reply"})
     seed: int = option(default=0, metadata={"help": "base seed (vllm: attempt k of item i uses a seed of its own)"})
-    prompt_file: str | None = option(default=None, metadata={"help": "your own prompt ({text}, {language} are filled in)"})
-    confirm_run_unsafe_code: bool = option(default=False, metadata={"help": "humaneval: allow running the original tests "
-                                                                           "on rewritten programs (in the sandbox)"})
-    data_dir: str | None = option(default=None, metadata={"help": "a local benchmark mirror (else REPHRASER_DATA_DIR, "
-                                                                 "then the hub)"})
+    prompt_file: str | None = option(
+        default=None, metadata={"help": "your own prompt ({text}, {language} are filled in)"}
+    )
+    confirm_run_unsafe_code: bool = option(
+        default=False,
+        metadata={"help": "humaneval: allow running the original tests on rewritten programs (in the sandbox)"},
+    )
+    data_dir: str | None = option(
+        default=None, metadata={"help": "a local benchmark mirror (else REPHRASER_DATA_DIR, then the hub)"}
+    )
 
     def __post_init__(self):
         if (self.benchmark is None) == (self.task is None):
@@ -59,10 +80,14 @@ class RephraseConfig:
         if self.subjects is not None and self.benchmark != "mmlu":
             raise ConfigError("subjects: only with --benchmark mmlu")
         if self.backend == "code-ast" and (self.benchmark != "humaneval" or self.translate):
-            raise ConfigError("backend: code-ast rewrites Python programs: use it with --benchmark humaneval, without --translate")
+            raise ConfigError(
+                "backend: code-ast rewrites Python programs: use it with --benchmark humaneval, without --translate"
+            )
         if self.benchmark == "humaneval" and not self.confirm_run_unsafe_code:
-            raise ConfigError("confirm_run_unsafe_code: HumanEval rephrases are checked by running the original tests on "
-                              "the rewritten programs (in rephraser's sandbox); pass --confirm-run-unsafe-code to allow it")
+            raise ConfigError(
+                "confirm_run_unsafe_code: HumanEval rephrases are checked by running the original tests on "
+                "the rewritten programs (in rephraser's sandbox); pass --confirm-run-unsafe-code to allow it"
+            )
         if self.backend in ("openai", "vllm") and not self.model:
             raise ConfigError(f"model: --backend {self.backend} needs --model")
         if self.backend == "openai" and not self.api_base:

@@ -38,21 +38,28 @@ class TaskPreset(Preset):
         self.manager = task_manager(include_path=cfg.include_path)
         entry = self.manager.task_index.get(cfg.task)
         if entry is None:
-            raise ConfigError(f"task: lm-eval knows no task {cfg.task!r}" + (f" (searched {cfg.include_path} too)" if cfg.include_path else ""))
+            raise ConfigError(
+                f"task: lm-eval knows no task {cfg.task!r}"
+                + (f" (searched {cfg.include_path} too)" if cfg.include_path else "")
+            )
         if entry.kind.name not in ("TASK", "PY_TASK"):
             raise ConfigError(f"task: {cfg.task} is a {entry.kind.name.lower()}; give one of its tasks")
         self.entry = entry
         try:
             self.task = self.manager.load([cfg.task])["tasks"][cfg.task]
         except Exception as e:  # lm-eval's own failure (missing data, an empty split): one line, with its cause
-            raise ConfigError(f"task: lm-eval could not load {cfg.task} ({type(e).__name__}: {str(e)[:200] or 'no message'}); "
-                              "is its dataset there and non-empty?") from None
+            raise ConfigError(
+                f"task: lm-eval could not load {cfg.task} ({type(e).__name__}: {str(e)[:200] or 'no message'}); "
+                "is its dataset there and non-empty?"
+            ) from None
         self.docs = [_json_safe(dict(d)) for d in self.task.eval_docs]
         if not self.docs:
             raise ConfigError(f"task: {cfg.task} has no evaluation docs")
         self.field = cfg.field or self._detect_field()
         if self.field not in self.docs[0] or not isinstance(self.docs[0][self.field], str):
-            raise ConfigError(f"field: {self.field!r} is not a text field of {cfg.task}'s docs (fields: {sorted(self.docs[0])})")
+            raise ConfigError(
+                f"field: {self.field!r} is not a text field of {cfg.task}'s docs (fields: {sorted(self.docs[0])})"
+            )
 
     def _detect_field(self) -> str:
         text_fields = [k for k, v in self.docs[0].items() if isinstance(v, str)]
@@ -69,8 +76,10 @@ class TaskPreset(Preset):
             prompt = str(self.task.doc_to_text(self.task.eval_docs[0]))
             candidates = [k for k in text_fields if self.docs[0][k].strip() and self.docs[0][k].strip() in prompt]
         if len(candidates) != 1:
-            raise ConfigError(f"field: cannot tell which field of {self.cfg.task} to rephrase (its prompt uses "
-                              f"{candidates or 'none of its text fields'}); give --field, one of {text_fields}")
+            raise ConfigError(
+                f"field: cannot tell which field of {self.cfg.task} to rephrase (its prompt uses "
+                f"{candidates or 'none of its text fields'}); give --field, one of {text_fields}"
+            )
         return candidates[0]
 
     def load(self) -> list[Item]:
@@ -83,9 +92,16 @@ class TaskPreset(Preset):
         reasons = []
         for item, candidate in zip(items, candidates):
             doc = self.rephrased_doc(item, candidate)
-            others_equal = {k: v for k, v in doc.items() if k != self.field} == {k: v for k, v in item.doc.items() if k != self.field}
-            reasons.append("the reply was empty" if not candidate.strip() else None if others_equal
-                           else "fields other than the rephrased one changed")
+            others_equal = {k: v for k, v in doc.items() if k != self.field} == {
+                k: v for k, v in item.doc.items() if k != self.field
+            }
+            reasons.append(
+                "the reply was empty"
+                if not candidate.strip()
+                else None
+                if others_equal
+                else "fields other than the rephrased one changed"
+            )
         return reasons
 
     def training_text(self, item: Item, rephrased: str) -> str:
@@ -108,23 +124,39 @@ class TaskPreset(Preset):
                 if docs is not None:
                     splits[split] = docs
         eval_split = config.test_split or config.validation_split
-        splits[eval_split] = [self.rephrased_doc(i, accepted[i.index]) for i in sorted(items, key=lambda i: i.index)
-                              if i.index in accepted]
+        splits[eval_split] = [
+            self.rephrased_doc(i, accepted[i.index])
+            for i in sorted(items, key=lambda i: i.index)
+            if i.index in accepted
+        ]
         (folder / "docs").mkdir(parents=True, exist_ok=True)
         for split, docs in splits.items():
-            atomic_write_text(folder / "docs" / f"{split}.jsonl", "".join(json.dumps(_json_safe(dict(d)), ensure_ascii=False) + "\n" for d in docs))
+            atomic_write_text(
+                folder / "docs" / f"{split}.jsonl",
+                "".join(json.dumps(_json_safe(dict(d)), ensure_ascii=False) + "\n" for d in docs),
+            )
         name = f"rephrased_{self.cfg.task}"
         source_yaml = Path(self.entry.yaml_path).resolve()
-        atomic_write_text(folder / f"{name}.yaml", (
-            f"# Generated by `rephraser rephrase --task {self.cfg.task}`: {self.cfg.task}'s own configuration, with its\n"
-            f"# docs replaced by a snapshot in which the field '{self.field}' is rephrased (items without a rephrase left out).\n"
-            f"include: {json.dumps(str(source_yaml))}\ntask: {name}\ntag:\n  - rephraser_twin\n"
-            "custom_dataset: !function rephraser.rephrase.twin.twin_dataset\nprocess_docs: null\n"
-            f"metadata:\n  version: 1.0\n  twin_dir: {json.dumps(str(folder.resolve()))}\n"))
+        atomic_write_text(
+            folder / f"{name}.yaml",
+            (
+                f"# Generated by `rephraser rephrase --task {self.cfg.task}`: "
+                f"{self.cfg.task}'s own configuration, with its\n"
+                f"# docs replaced by a snapshot in which the field '{self.field}' "
+                "is rephrased (items without a rephrase left out).\n"
+                f"include: {json.dumps(str(source_yaml))}\ntask: {name}\ntag:\n  - rephraser_twin\n"
+                "custom_dataset: !function rephraser.rephrase.twin.twin_dataset\nprocess_docs: null\n"
+                f"metadata:\n  version: 1.0\n  twin_dir: {json.dumps(str(folder.resolve()))}\n"
+            ),
+        )
         return [f"lm_eval run --include_path {folder.resolve()} --tasks {name} ..."]
 
     def _docs_of(self, key: str):
-        getter = {"validation_split": "validation_docs", "training_split": "training_docs", "fewshot_split": "fewshot_docs"}[key]
+        getter = {
+            "validation_split": "validation_docs",
+            "training_split": "training_docs",
+            "fewshot_split": "fewshot_docs",
+        }[key]
         try:
             docs = getattr(self.task, getter)()
         except Exception:  # a split X declares but cannot build: the twin simply goes without it

@@ -46,12 +46,14 @@ def finish_items(items, preset, backend, cfg, store, log=print) -> None:
             text = preset.clean(reply.text or "")
             if not text.strip():
                 p.history.append({"attempt": attempt + 1, "outcome": "empty", "detail": "the reply was empty"})
-                p.messages = prompts.retry_messages(p.messages, reply.text or "", prompts.check_feedback("the reply was empty"))
+                p.messages = prompts.retry_messages(
+                    p.messages, reply.text or "", prompts.check_feedback("the reply was empty")
+                )
                 continue
             run = p.meter.measure(text)
             entry = {"attempt": attempt + 1, "shared_words": run.words, "shared_chars": run.chars}
             if not run.passes(cfg.max_shared_words):
-                shared = " ".join(words(text)[run.span[0]:run.span[1]])
+                shared = " ".join(words(text)[run.span[0] : run.span[1]])
                 p.history.append({**entry, "outcome": "overlap", "detail": f"shares {run.words} words: {shared}"})
                 p.messages = prompts.retry_messages(p.messages, reply.text, prompts.overlap_feedback(run.words, shared))
                 continue
@@ -75,10 +77,21 @@ def finish_items(items, preset, backend, cfg, store, log=print) -> None:
 def _record(p: Pending, rephrased: str, backend, cfg) -> dict:
     last = p.history[-1] if p.history else {"outcome": "api_error", "detail": "no attempt was made"}
     best = min((h for h in p.history if "shared_words" in h), key=lambda h: h["shared_words"], default={})
-    return {"index": p.item.index, "id": p.item.id, "original": p.item.text, "rephrased": rephrased,
-            "status": "accepted" if rephrased else "failed", "reason": None if rephrased else last["outcome"],
-            "detail": None if rephrased else last.get("detail"), "attempts": len(p.history),
-            "shared_words": (last if rephrased else best).get("shared_words"),
-            "shared_chars": (last if rephrased else best).get("shared_chars"),
-            "backend": backend.name, "model": backend.model, "translate": cfg.translate,
-            "prompt_tokens": p.prompt_tokens, "completion_tokens": p.completion_tokens, "history": p.history}
+    return {
+        "index": p.item.index,
+        "id": p.item.id,
+        "original": p.item.text,
+        "rephrased": rephrased,
+        "status": "accepted" if rephrased else "failed",
+        "reason": None if rephrased else last["outcome"],
+        "detail": None if rephrased else last.get("detail"),
+        "attempts": len(p.history),
+        "shared_words": (last if rephrased else best).get("shared_words"),
+        "shared_chars": (last if rephrased else best).get("shared_chars"),
+        "backend": backend.name,
+        "model": backend.model,
+        "translate": cfg.translate,
+        "prompt_tokens": p.prompt_tokens,
+        "completion_tokens": p.completion_tokens,
+        "history": p.history,
+    }

@@ -34,10 +34,10 @@ NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 
 @dataclass
 class Item:
-    index: int      # position in the original order (records and train.jsonl are aligned by it)
+    index: int  # position in the original order (records and train.jsonl are aligned by it)
     id: str
-    text: str       # the original text that is rephrased
-    doc: dict       # the whole original item
+    text: str  # the original text that is rephrased
+    doc: dict  # the whole original item
 
 
 def numbers(text: str) -> list[str]:
@@ -49,7 +49,7 @@ def strip_reply(reply: str, labels: tuple[str, ...] = ()) -> str:
     text = reply.strip()
     for label in labels:
         if text.lower().startswith(label.lower()):
-            text = text[len(label):].lstrip(" :\n")
+            text = text[len(label) :].lstrip(" :\n")
     if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'“”":
         text = text[1:-1].strip()
     return text
@@ -84,8 +84,13 @@ class GSM8K(Preset):
         reasons = []
         for item, candidate in zip(items, candidates):
             missing = sorted(set(numbers(item.text)) - set(numbers(candidate)), key=numbers(item.text).index)
-            reasons.append(f"dropped the number(s) {', '.join(missing)}" if missing else None if candidate.strip()
-                           else "the reply was empty")
+            reasons.append(
+                f"dropped the number(s) {', '.join(missing)}"
+                if missing
+                else None
+                if candidate.strip()
+                else "the reply was empty"
+            )
         return reasons
 
     def training_text(self, item: Item, rephrased: str) -> str:
@@ -93,9 +98,20 @@ class GSM8K(Preset):
 
     def write_task(self, folder: Path, items: list[Item], accepted: dict[int, str]) -> list[str]:
         path = folder / "rephrase_gsm8k.jsonl"
-        atomic_write_text(path, "".join(json.dumps({"text": self.training_text(i, accepted[i.index]) if i.index in accepted
-                                                    else ""}, ensure_ascii=False) + "\n" for i in _all_items(items)))
-        return [f"lm_eval run --tasks rephrased_gsm8k --metadata '{{\"rephrased_gsm8k_path\": \"{path.resolve()}\"}}' ..."]
+        atomic_write_text(
+            path,
+            "".join(
+                json.dumps(
+                    {"text": self.training_text(i, accepted[i.index]) if i.index in accepted else ""},
+                    ensure_ascii=False,
+                )
+                + "\n"
+                for i in _all_items(items)
+            ),
+        )
+        return [
+            f'lm_eval run --tasks rephrased_gsm8k --metadata \'{{"rephrased_gsm8k_path": "{path.resolve()}"}}\' ...'
+        ]
 
 
 def _all_items(items: list[Item]) -> list[Item]:
@@ -114,19 +130,32 @@ class MMLU(Preset):
         items = []
         for subject in subjects:
             for i, row in enumerate(sources.mmlu_rows(subject, "test", data_dir=self.cfg.data_dir)):
-                items.append(Item(len(items), f"{subject}/{i}", row["question"], {"subject": subject, "subject_index": i, **row}))
+                items.append(
+                    Item(len(items), f"{subject}/{i}", row["question"], {"subject": subject, "subject_index": i, **row})
+                )
         return items
 
     def check(self, items, candidates):
         reasons = []
         for item, candidate in zip(items, candidates):
             choices = item.doc["choices"]
-            restated = [c for c in choices if distinctive(c) and f" {normalise(c)} " in f" {normalise(candidate)} "
-                        and f" {normalise(c)} " not in f" {normalise(item.text)} "]
+            restated = [
+                c
+                for c in choices
+                if distinctive(c)
+                and f" {normalise(c)} " in f" {normalise(candidate)} "
+                and f" {normalise(c)} " not in f" {normalise(item.text)} "
+            ]
             leak = leak_reason(candidate, choices, item.doc["answer"], item.text)
-            reasons.append("the reply was empty" if not candidate.strip() else
-                           "it restates the answer options" if len(restated) >= 2 else
-                           f"it gives the answer away: {leak}" if leak else None)
+            reasons.append(
+                "the reply was empty"
+                if not candidate.strip()
+                else "it restates the answer options"
+                if len(restated) >= 2
+                else f"it gives the answer away: {leak}"
+                if leak
+                else None
+            )
         return reasons
 
     def training_text(self, item: Item, rephrased: str) -> str:
@@ -150,18 +179,24 @@ class MMLU(Preset):
                 text = accepted.get(item.index, "")
                 if text and translated:  # the Chinese task's format: question and the options in one text
                     text += "".join(f"\n{letter}. {c}" for letter, c in zip("ABCD", item.doc["choices"]))
-                lines.append(json.dumps({"language": self.cfg.translate or "english", "text": text}, ensure_ascii=False) + "\n")
+                lines.append(
+                    json.dumps({"language": self.cfg.translate or "english", "text": text}, ensure_ascii=False) + "\n"
+                )
             atomic_write_text(folder / f"{subject}_test_{suffix}.jsonl", "".join(lines))
         group = "rephrased_mmlu_zh" if translated else "rephrased_mmlu"
         variant, template = ("zh", "_mmlu_zh_template") if translated else ("rephrased", "_mmlu_template")
         tasks_dir = Path(__file__).resolve().parents[1] / "tasks" / "mmlu"
         for subject in by_subject:
             yaml_text = subject_yaml(group, variant, str(tasks_dir / template), subject)
-            atomic_write_text(folder / f"{group}_{subject}.yaml",
-                              yaml_text + f"metadata:\n  version: 2.0\n  rephrased_mmlu_dir: {json.dumps(str(folder.resolve()))}\n")
+            atomic_write_text(
+                folder / f"{group}_{subject}.yaml",
+                yaml_text + f"metadata:\n  version: 2.0\n  rephrased_mmlu_dir: {json.dumps(str(folder.resolve()))}\n",
+            )
         atomic_write_text(folder / f"_{group}.yaml", group_yaml(group, list(by_subject)))
-        return [f"lm_eval run --include_path {folder.resolve()} --tasks {group} ...",
-                f"(or the 3 LMSYS subjects' tasks: --metadata '{{\"rephrased_mmlu_dir\": \"{folder.resolve()}\"}}')"]
+        return [
+            f"lm_eval run --include_path {folder.resolve()} --tasks {group} ...",
+            f'(or the 3 LMSYS subjects\' tasks: --metadata \'{{"rephrased_mmlu_dir": "{folder.resolve()}"}}\')',
+        ]
 
 
 class HumanEval(Preset):
@@ -208,10 +243,16 @@ class HumanEval(Preset):
 
     def write_task(self, folder: Path, items: list[Item], accepted: dict[int, str]) -> list[str]:
         path = folder / "humaneval_python.jsonl"
-        atomic_write_text(path, "".join(json.dumps({"text": accepted.get(i.index, "")}, ensure_ascii=False) + "\n"
-                                        for i in _all_items(items)))
-        return [f"lm_eval run --tasks rephrased_humaneval --confirm_run_unsafe_code "
-                f"--metadata '{{\"rephrased_humaneval_path\": \"{path.resolve()}\"}}' ..."]
+        atomic_write_text(
+            path,
+            "".join(
+                json.dumps({"text": accepted.get(i.index, "")}, ensure_ascii=False) + "\n" for i in _all_items(items)
+            ),
+        )
+        return [
+            f"lm_eval run --tasks rephrased_humaneval --confirm_run_unsafe_code "
+            f'--metadata \'{{"rephrased_humaneval_path": "{path.resolve()}"}}\' ...'
+        ]
 
     def close(self) -> None:
         if self._sandbox is not None:
@@ -221,13 +262,27 @@ class HumanEval(Preset):
 PRESETS = {"gsm8k": GSM8K, "mmlu": MMLU, "humaneval": HumanEval}
 
 
-def test_items(benchmark: str | None = None, task: str | None = None, field: str | None = None,
-               include_path: str | None = None, subjects: list[str] | None = None, data_dir: str | None = None) -> list[Item]:
+def test_items(
+    benchmark: str | None = None,
+    task: str | None = None,
+    field: str | None = None,
+    include_path: str | None = None,
+    subjects: list[str] | None = None,
+    data_dir: str | None = None,
+) -> list[Item]:
     """The items of a benchmark preset or an lm-eval task (what `rephraser rephrase` and `rephraser detect` read)."""
     from types import SimpleNamespace
 
-    settings = SimpleNamespace(benchmark=benchmark, task=task, field=field, include_path=include_path, subjects=subjects,
-                               data_dir=data_dir, translate=None, confirm_run_unsafe_code=False)
+    settings = SimpleNamespace(
+        benchmark=benchmark,
+        task=task,
+        field=field,
+        include_path=include_path,
+        subjects=subjects,
+        data_dir=data_dir,
+        translate=None,
+        confirm_run_unsafe_code=False,
+    )
     if task:
         from rephraser.rephrase.lmtask import TaskPreset
 

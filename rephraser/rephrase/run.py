@@ -80,18 +80,29 @@ def build_report(records: list[dict], cfg, backend, seconds: float, commands: li
     shared = [r["shared_words"] for r in accepted]
     chars = [r["shared_chars"] for r in accepted]
     return {
-        "source": cfg.task or cfg.benchmark, "backend": cfg.backend, "model": backend.model if backend else cfg.model,
-        "translate": cfg.translate, "max_shared_words": cfg.max_shared_words, "max_attempts": cfg.max_attempts,
+        "source": cfg.task or cfg.benchmark,
+        "backend": cfg.backend,
+        "model": backend.model if backend else cfg.model,
+        "translate": cfg.translate,
+        "max_shared_words": cfg.max_shared_words,
+        "max_attempts": cfg.max_attempts,
         "counts": {"items": len(records), "accepted": len(accepted), "failed": dict(failed)},
-        "overlap_of_accepted": {
-            "shared_words": _distribution(shared), "shared_chars": _distribution(chars)},
-        "attempts": {"histogram": dict(sorted(Counter(r["attempts"] for r in records).items())),
-                     "mean": statistics.fmean(r["attempts"] for r in records)},
-        "cost": {"prompt_tokens": sum(r["prompt_tokens"] for r in records),
-                 "completion_tokens": sum(r["completion_tokens"] for r in records), **(backend.usage() if backend else {})},
+        "overlap_of_accepted": {"shared_words": _distribution(shared), "shared_chars": _distribution(chars)},
+        "attempts": {
+            "histogram": dict(sorted(Counter(r["attempts"] for r in records).items())),
+            "mean": statistics.fmean(r["attempts"] for r in records),
+        },
+        "cost": {
+            "prompt_tokens": sum(r["prompt_tokens"] for r in records),
+            "completion_tokens": sum(r["completion_tokens"] for r in records),
+            **(backend.usage() if backend else {}),
+        },
         "wall_seconds": round(seconds, 2),
-        "failures": [{"index": r["index"], "id": r["id"], "reason": r["reason"], "detail": r["detail"]}
-                     for r in records if r["status"] != "accepted"],
+        "failures": [
+            {"index": r["index"], "id": r["id"], "reason": r["reason"], "detail": r["detail"]}
+            for r in records
+            if r["status"] != "accepted"
+        ],
         "evaluate_with": commands,
     }
 
@@ -99,18 +110,23 @@ def build_report(records: list[dict], cfg, backend, seconds: float, commands: li
 def _distribution(values: list[int]) -> dict:
     if not values:
         return {"max": None, "mean": None, "histogram": {}}
-    return {"max": max(values), "mean": round(statistics.fmean(values), 2),
-            "histogram": dict(sorted(Counter(values).items()))}
+    return {
+        "max": max(values),
+        "mean": round(statistics.fmean(values), 2),
+        "histogram": dict(sorted(Counter(values).items())),
+    }
 
 
 def summary(report: dict) -> str:
     counts = report["counts"]
     failed = ", ".join(f"{k} {v}" for k, v in report["counts"]["failed"].items()) or "none"
     words = report["overlap_of_accepted"]["shared_words"]
-    lines = [f"rephrased {counts['accepted']} of {counts['items']} items ({report['backend']}, {report['model']}); "
-             f"failed: {failed}",
-             f"longest run shared with the original (accepted): max {words['max']} words, mean {words['mean']}",
-             f"attempts: mean {report['attempts']['mean']:.2f}; tokens sent {report['cost']['prompt_tokens']}, "
-             f"received {report['cost']['completion_tokens']}; {report['wall_seconds']} s",
-             "evaluate the twin: " + "\n  ".join(report["evaluate_with"])]
+    lines = [
+        f"rephrased {counts['accepted']} of {counts['items']} items ({report['backend']}, {report['model']}); "
+        f"failed: {failed}",
+        f"longest run shared with the original (accepted): max {words['max']} words, mean {words['mean']}",
+        f"attempts: mean {report['attempts']['mean']:.2f}; tokens sent {report['cost']['prompt_tokens']}, "
+        f"received {report['cost']['completion_tokens']}; {report['wall_seconds']} s",
+        "evaluate the twin: " + "\n  ".join(report["evaluate_with"]),
+    ]
     return "\n".join(lines)

@@ -46,8 +46,10 @@ class Store:
         changed = differences({k: before.get(k) for k in now}, now)
         if changed:
             listed = "; ".join(changed)
-            raise ConfigError(f"out: {self.folder} was made with another configuration ({listed}); rerun with the same "
-                              "settings to resume, or choose another --out")
+            raise ConfigError(
+                f"out: {self.folder} was made with another configuration ({listed}); rerun with the same "
+                "settings to resume, or choose another --out"
+            )
 
     def _read_progress(self) -> dict[int, dict]:
         path = self.folder / PROGRESS
@@ -63,7 +65,9 @@ class Store:
             except json.JSONDecodeError:
                 if k >= len(lines) - 2:  # the last line, cut short by a kill: that item is done again
                     continue
-                raise ConfigError(f"{path}:{k + 1}: corrupt progress line; remove the directory to start over") from None
+                raise ConfigError(
+                    f"{path}:{k + 1}: corrupt progress line; remove the directory to start over"
+                ) from None
             done[record["index"]] = record
         if lines and lines[-1].strip():  # an unterminated last line: rewrite the file without it
             atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in done.values()))
@@ -76,8 +80,13 @@ class Store:
         os.fsync(self._progress.fileno())
 
     def publish(self, records: list[dict], train_texts: list[str], report: dict) -> None:
-        atomic_write_text(self.folder / "records.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
-        atomic_write_text(self.folder / "train.jsonl", "".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in train_texts))
+        atomic_write_text(
+            self.folder / "records.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+        )
+        atomic_write_text(
+            self.folder / "train.jsonl",
+            "".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in train_texts),
+        )
         atomic_write_text(self.folder / "report.json", json.dumps(report, indent=2, ensure_ascii=False) + "\n")
 
     def close(self) -> None:

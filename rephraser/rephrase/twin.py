@@ -19,7 +19,9 @@ from rephraser.errors import InputError
 
 def twin_dataset(twin_dir: str | None = None, **_) -> datasets.DatasetDict:
     if not twin_dir or not (Path(twin_dir) / "docs").is_dir():
-        raise InputError(twin_dir or "twin_dir", "no docs/ folder: this task's data comes from `rephraser rephrase --task`")
+        raise InputError(
+            twin_dir or "twin_dir", "no docs/ folder: this task's data comes from `rephraser rephrase --task`"
+        )
     splits = {}
     for path in sorted((Path(twin_dir) / "docs").glob("*.jsonl")):
         rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

@@ -10,7 +10,7 @@ arguments, the environment or any file. (Code that deliberately searches this in
 still find it: the namespaces, uid and limits, not the nonce, are what contain such code.)
 """
 
-SOURCE = r'''
+SOURCE = r"""
 def _bootstrap():
     import json, os, resource, sys
     fd = int(sys.argv[1])
@@ -43,4 +43,4 @@ def _bootstrap():
     os.write(fd, ("passed " + nonce + "\n").encode())
     os._exit(0)
 _bootstrap()
-'''
+"""

@@ -27,8 +27,10 @@ from rephraser.sandbox.bootstrap import SOURCE as BOOTSTRAP
 
 ISOLATIONS = ("namespaces", "rlimits")
 SANDBOX_DIR = "/tmp/sandbox"  # a private, size-limited tmpfs: "/" itself is read-only
-WEAKER = ("to accept weaker isolation, set REPHRASER_SANDBOX_ISOLATION=rlimits (lm-eval tasks) or pass "
-          "isolation='rlimits' to SandboxConfig")
+WEAKER = (
+    "to accept weaker isolation, set REPHRASER_SANDBOX_ISOLATION=rlimits (lm-eval tasks) or pass "
+    "isolation='rlimits' to SandboxConfig"
+)
 
 
 class SandboxUnavailable(RephraserError):
@@ -37,13 +39,19 @@ class SandboxUnavailable(RephraserError):
 
 def scrubbed_env(home: str) -> dict[str, str]:
     """Nothing of the parent's environment (tokens, keys) goes in; one thread for numeric libraries."""
-    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": home, "TMPDIR": "/tmp",
-           "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0"}
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        "HOME": home,
+        "TMPDIR": "/tmp",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONHASHSEED": "0",
+    }
     env.update({k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")})
     return env
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def site_packages() -> list[str]:
     """This interpreter's site-packages (the venv's), for the sandboxed `-S` interpreter's sys.path."""
     import site
@@ -89,22 +97,56 @@ def _bwrap_args(program_file: Path, disk_bytes: int) -> list[str]:
     hidden = _hidden_dirs()
     tmpfs = [arg for h in hidden[1:] for arg in ("--tmpfs", str(h))]  # home: hidden, nothing to write there
     return [
-        "bwrap", "--ro-bind", "/", "/", *tmpfs,
-        "--dev", "/dev", "--proc", "/proc",
-        "--size", str(disk_bytes), "--perms", "1777", "--tmpfs", "/tmp",
+        "bwrap",
+        "--ro-bind",
+        "/",
+        "/",
+        *tmpfs,
+        "--dev",
+        "/dev",
+        "--proc",
+        "/proc",
+        "--size",
+        str(disk_bytes),
+        "--perms",
+        "1777",
+        "--tmpfs",
+        "/tmp",
         *_bind_back(hidden),
-        "--size", str(disk_bytes), "--perms", "1777", "--tmpfs", SANDBOX_DIR,
-        "--ro-bind", str(program_file), f"{SANDBOX_DIR}/program.py", "--chdir", SANDBOX_DIR,
-        "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
-        "--die-with-parent", "--new-session", "--clearenv",
+        "--size",
+        str(disk_bytes),
+        "--perms",
+        "1777",
+        "--tmpfs",
+        SANDBOX_DIR,
+        "--ro-bind",
+        str(program_file),
+        f"{SANDBOX_DIR}/program.py",
+        "--chdir",
+        SANDBOX_DIR,
+        "--unshare-net",
+        "--unshare-pid",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--die-with-parent",
+        "--new-session",
+        "--clearenv",
         *[x for k, v in scrubbed_env(SANDBOX_DIR).items() for x in ("--setenv", k, v)],
         "--",
     ]
 
 
 def _setpriv_args(uid: int) -> list[str]:
-    return ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--no-new-privs",
-            "--inh-caps=-all", "--bounding-set=-all", "--"]
+    return [
+        "setpriv",
+        f"--reuid={uid}",
+        f"--regid={uid}",
+        "--clear-groups",
+        "--no-new-privs",
+        "--inh-caps=-all",
+        "--bounding-set=-all",
+        "--",
+    ]
 
 
 def launch_command(program_file: Path, uid: int | None, isolation: str, disk_bytes: int, result_fd: int) -> list[str]:
@@ -115,7 +157,7 @@ def launch_command(program_file: Path, uid: int | None, isolation: str, disk_byt
     return drop + python
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def check_available(isolation: str) -> None:
     """Fail closed: raise SandboxUnavailable naming what is missing and the setting that accepts less."""
     if isolation not in ISOLATIONS:

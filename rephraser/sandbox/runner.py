@@ -38,8 +38,16 @@ from pathlib import Path
 
 from rephraser.config import check_choice, check_positive
 from rephraser.errors import ConfigError, RephraserError
-from rephraser.sandbox.isolation import (ISOLATIONS, WEAKER, SandboxUnavailable, check_available, launch_command,
-                                         scrubbed_env, site_packages, switches_uid)
+from rephraser.sandbox.isolation import (
+    ISOLATIONS,
+    WEAKER,
+    SandboxUnavailable,
+    check_available,
+    launch_command,
+    scrubbed_env,
+    site_packages,
+    switches_uid,
+)
 from rephraser.sandbox.uids import UidLease
 
 OUTCOMES = ("passed", "failed", "timeout", "crashed", "error")
@@ -53,14 +61,16 @@ class SandboxFailure(RephraserError):
     """The sandbox could not run a program (an infrastructure failure, not the program's outcome)."""
 
 
-def raise_on_errors(results: list["Result"]) -> None:
+def raise_on_errors(results: list[Result]) -> None:
     """Stop, with the reason, if any result is "error": scoring it as a failed sample would be a wrong number."""
     errors = [r for r in results if r.outcome == "error"]
     if errors:
         first = errors[0]
-        raise SandboxFailure(f"the sandbox failed to run {len(errors)} of {len(results)} program(s) (first: {first.task_id}: "
-                             f"{first.detail}{'; ' + first.stderr.strip().splitlines()[-1] if first.stderr.strip() else ''}); "
-                             "no score is reported rather than a wrong one")
+        raise SandboxFailure(
+            f"the sandbox failed to run {len(errors)} of {len(results)} program(s) (first: {first.task_id}: "
+            f"{first.detail}{'; ' + first.stderr.strip().splitlines()[-1] if first.stderr.strip() else ''}); "
+            "no score is reported rather than a wrong one"
+        )
 
 
 @dataclass
@@ -73,24 +83,45 @@ class SandboxConfig:
     processes: int = field(default=32, metadata={"help": "RLIMIT_NPROC for the slot's uid (threads count too)"})
     output_bytes: int = field(default=64 * 1024, metadata={"help": "stdout/stderr kept per program"})
     workers: int = field(default_factory=lambda: os.cpu_count() or 1, metadata={"help": "programs run at once"})
-    disk_mb: int = field(default=64, metadata={"help": "size of the program's writable space (its work dir and /tmp, "
-                                                        "each a tmpfs of this size; namespaces isolation only)"})
+    disk_mb: int = field(
+        default=64,
+        metadata={
+            "help": "size of the program's writable space (its work dir and /tmp, "
+            "each a tmpfs of this size; namespaces isolation only)"
+        },
+    )
     isolation: str = field(default="namespaces", metadata={"help": f"one of {ISOLATIONS}; 'rlimits' is weaker"})
-    base_uid: int = field(default=61000, metadata={"help": "as root, each slot runs as its own free uid from "
-                                                         "base_uid up (claimed machine-wide)"})
+    base_uid: int = field(
+        default=61000,
+        metadata={"help": "as root, each slot runs as its own free uid from base_uid up (claimed machine-wide)"},
+    )
 
     def __post_init__(self):
         check_choice("isolation", self.isolation, ISOLATIONS)
-        for name in ("cpu_s", "memory_mb", "file_size_mb", "open_files", "processes", "output_bytes", "workers", "disk_mb"):
+        for name in (
+            "cpu_s",
+            "memory_mb",
+            "file_size_mb",
+            "open_files",
+            "processes",
+            "output_bytes",
+            "workers",
+            "disk_mb",
+        ):
             check_positive(name, getattr(self, name))
         if not (isinstance(self.timeout_s, (int, float)) and math.isfinite(self.timeout_s) and self.timeout_s > 0):
             raise ConfigError(f"timeout_s: expected a positive, finite number of seconds, got {self.timeout_s!r}")
 
     def rlimits(self) -> dict[str, tuple[int, int]]:
         mb = 1024 * 1024
-        return {"RLIMIT_CPU": (self.cpu_s, self.cpu_s + 1), "RLIMIT_AS": (self.memory_mb * mb,) * 2,
-                "RLIMIT_FSIZE": (self.file_size_mb * mb,) * 2, "RLIMIT_NOFILE": (self.open_files,) * 2,
-                "RLIMIT_NPROC": (self.processes,) * 2, "RLIMIT_CORE": (0, 0)}
+        return {
+            "RLIMIT_CPU": (self.cpu_s, self.cpu_s + 1),
+            "RLIMIT_AS": (self.memory_mb * mb,) * 2,
+            "RLIMIT_FSIZE": (self.file_size_mb * mb,) * 2,
+            "RLIMIT_NOFILE": (self.open_files,) * 2,
+            "RLIMIT_NPROC": (self.processes,) * 2,
+            "RLIMIT_CORE": (0, 0),
+        }
 
 
 class ProgramError(RephraserError):
@@ -106,8 +137,10 @@ class Program:
         try:
             self.source.encode("utf-8")
         except UnicodeEncodeError as e:
-            raise ProgramError(f"program {self.task_id}: source is not valid Unicode (lone surrogate "
-                               f"{self.source[e.start]!r} at character {e.start})") from None
+            raise ProgramError(
+                f"program {self.task_id}: source is not valid Unicode (lone surrogate "
+                f"{self.source[e.start]!r} at character {e.start})"
+            ) from None
 
 
 @dataclass
@@ -129,7 +162,8 @@ class Sandbox:
         if not consent:
             raise ExecutionNotAllowed(
                 "refusing to execute model-written code without consent: pass --confirm_run_unsafe_code "
-                "to lm_eval (or consent=True to rephraser.sandbox.Sandbox) once you accept the risk")
+                "to lm_eval (or consent=True to rephraser.sandbox.Sandbox) once you accept the risk"
+            )
         self.config = config or SandboxConfig()
         check_available(self.config.isolation)
         self.root = Path(tempfile.mkdtemp(prefix="rephraser-sandbox-"))
@@ -154,9 +188,11 @@ class Sandbox:
         result = self._run_on_a_slot(Program("sandbox-probe", "import sys\nassert sys.flags.isolated\n"))
         if not result.passed:
             why = result.stderr.strip().splitlines()[-1:] or [result.detail]
-            raise SandboxUnavailable(f"the sandbox cannot run {sys.executable} ({result.outcome}: {result.detail}; {why[0]}). "
-                                     "If the interpreter or its site-packages are not readable by other users (the "
-                                     f"sandbox runs programs as uids {self.config.base_uid}+), make them so; or {WEAKER}")
+            raise SandboxUnavailable(
+                f"the sandbox cannot run {sys.executable} ({result.outcome}: {result.detail}; {why[0]}). "
+                "If the interpreter or its site-packages are not readable by other users (the "
+                f"sandbox runs programs as uids {self.config.base_uid}+), make them so; or {WEAKER}"
+            )
         _PROBED.add(key)
 
     def run(self, programs: list[Program]) -> list[Result]:
@@ -215,9 +251,15 @@ def _execute(program: Program, config: SandboxConfig, work: Path, private: Path,
         fd = files["result"].fileno()
         command = launch_command(work / "program.py", uid, config.isolation, config.disk_mb * 1024 * 1024, fd)
         proc = subprocess.Popen(
-            command, cwd=work, stdin=subprocess.PIPE,
-            stdout=files["stdout"], stderr=files["stderr"], pass_fds=(fd,), start_new_session=True,
-            env={} if config.isolation == "namespaces" else scrubbed_env(str(work)))  # bwrap sets its own
+            command,
+            cwd=work,
+            stdin=subprocess.PIPE,
+            stdout=files["stdout"],
+            stderr=files["stderr"],
+            pass_fds=(fd,),
+            start_new_session=True,
+            env={} if config.isolation == "namespaces" else scrubbed_env(str(work)),
+        )  # bwrap sets its own
     finally:
         for fh in files.values():
             fh.close()

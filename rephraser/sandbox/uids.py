@@ -40,8 +40,10 @@ class UidLease:
                 if not _is_account(uid) and self._claim(uid):
                     sweep(uid)  # leftovers of a holder that died mid-program are ours to end now
             if len(self.uids) < count:
-                raise NoFreeUid(f"the sandbox needs {count} free uid(s) from {base} but only {len(self.uids)} of "
-                                f"uids {base}..{base + SEARCH - 1} are free (other sandboxes hold them: {LOCK_DIR})")
+                raise NoFreeUid(
+                    f"the sandbox needs {count} free uid(s) from {base} but only {len(self.uids)} of "
+                    f"uids {base}..{base + SEARCH - 1} are free (other sandboxes hold them: {LOCK_DIR})"
+                )
         except BaseException:
             self.release()
             raise

@@ -17,7 +17,13 @@ TASKS_DIR = Path(__file__).resolve().parent
 def with_tasks_dir(include_path) -> list:
     """`include_path` (None, one path or a list) as a list that contains TASKS_DIR once, first: lm-eval lets a
     later folder's task replace an earlier one of the same name, so the user's own folders win over ours."""
-    paths = [] if include_path is None else list(include_path) if isinstance(include_path, (list, tuple)) else [include_path]
+    paths = (
+        []
+        if include_path is None
+        else list(include_path)
+        if isinstance(include_path, (list, tuple))
+        else [include_path]
+    )
     if not any(Path(p).resolve() == TASKS_DIR for p in paths):
         paths.insert(0, str(TASKS_DIR))
     return paths

@@ -55,8 +55,10 @@ class RefuseFewShot(ContextSampler):
 
     def sample(self, n: int, eval_doc=None, df=None, **kwargs):
         if n > 0:
-            raise RephraserError("HumanEval has only a test split: few-shot examples would be other test problems. "
-                                 "Run the HumanEval tasks 0-shot (drop --num_fewshot)")
+            raise RephraserError(
+                "HumanEval has only a test split: few-shot examples would be other test problems. "
+                "Run the HumanEval tasks 0-shot (drop --num_fewshot)"
+            )
         return []
 
 
@@ -76,8 +78,11 @@ def _log_skipped(task: str, skipped: list, total: int, why: str) -> None:
 
 def _check_aligned(path, rephrased: list, original: list) -> None:
     if len(rephrased) != len(original):
-        raise InputError(path, f"{len(rephrased)} records, but the original has {len(original)}: "
-                               "a rephrased file must be index-aligned with its original")
+        raise InputError(
+            path,
+            f"{len(rephrased)} records, but the original has {len(original)}: "
+            "a rephrased file must be index-aligned with its original",
+        )
 
 
 # ---------------------------------------------------------------- GSM-8K
@@ -92,17 +97,22 @@ def gsm8k_gold(answer: str) -> str:
 
 
 def _gsm8k_docs(rows: list[dict]) -> list[dict]:
-    return [{"index": i, "question": r["question"], "answer": r["answer"], "gold": gsm8k_gold(r["answer"])}
-            for i, r in enumerate(rows)]
+    return [
+        {"index": i, "question": r["question"], "answer": r["answer"], "gold": gsm8k_gold(r["answer"])}
+        for i, r in enumerate(rows)
+    ]
 
 
-def gsm8k_dataset(variant: str = "original", gsm8k_path=None, gsm8k_train_path=None, rephrased_gsm8k_path=None,
-                  data_dir=None, **_) -> datasets.DatasetDict:
+def gsm8k_dataset(
+    variant: str = "original", gsm8k_path=None, gsm8k_train_path=None, rephrased_gsm8k_path=None, data_dir=None, **_
+) -> datasets.DatasetDict:
     rows = _gsm8k_docs(sources.gsm8k_split("test", gsm8k_path, data_dir))
     train = _gsm8k_docs(sources.gsm8k_split("train", gsm8k_train_path, data_dir))  # the few-shot pool
     if variant == "original":
         return _dataset({"test": rows, "train": train})
-    path = sources.lmsys_rephrased("rephrase_gsm8k.jsonl", rephrased_gsm8k_path, data_dir, "metadata rephrased_gsm8k_path")
+    path = sources.lmsys_rephrased(
+        "rephrase_gsm8k.jsonl", rephrased_gsm8k_path, data_dir, "metadata rephrased_gsm8k_path"
+    )
     rephrased = sources.read_rephrased_texts(path)
     _check_aligned(path, rephrased, rows)
     kept, empty = [], []
@@ -122,8 +132,13 @@ def _check_gsm8k_answer(path, row: dict, text: str) -> None:
     misaligned (every score would be against the wrong gold)."""
     final = GSM8K_FINAL.search(text)
     if final and final["number"].replace(",", "").rstrip(".") != row["gold"]:
-        raise InputError(path, f"ends in '#### {final['number']}' but the GSM-8K test item at index {row['index']} has "
-                         f"gold {row['gold']}: the file is not index-aligned with the test set", row["index"] + 1, "text")
+        raise InputError(
+            path,
+            f"ends in '#### {final['number']}' but the GSM-8K test item at index {row['index']} has "
+            f"gold {row['gold']}: the file is not index-aligned with the test set",
+            row["index"] + 1,
+            "text",
+        )
 
 
 # ---------------------------------------------------------------- MMLU
@@ -137,10 +152,20 @@ def _with_options(row: dict) -> dict:
     return {**row, "question": row["question"].strip() + options}
 
 
-def mmlu_dataset(subject: str, variant: str = "original", mmlu_dir=None, rephrased_mmlu_dir=None, data_dir=None,
-                 include_leaking_items: bool = False, **_) -> datasets.DatasetDict:
+def mmlu_dataset(
+    subject: str,
+    variant: str = "original",
+    mmlu_dir=None,
+    rephrased_mmlu_dir=None,
+    data_dir=None,
+    include_leaking_items: bool = False,
+    **_,
+) -> datasets.DatasetDict:
     test = sources.mmlu_rows(subject, "test", mmlu_dir, data_dir)
-    dev = [{"index": i, "subject": subject, **r} for i, r in enumerate(sources.mmlu_rows(subject, "dev", mmlu_dir, data_dir))]
+    dev = [
+        {"index": i, "subject": subject, **r}
+        for i, r in enumerate(sources.mmlu_rows(subject, "dev", mmlu_dir, data_dir))
+    ]
     rows = [{"index": i, "subject": subject, **r} for i, r in enumerate(test)]
     if variant == "original":
         return _dataset({"test": rows, "dev": dev})
@@ -154,13 +179,22 @@ def mmlu_dataset(subject: str, variant: str = "original", mmlu_dir=None, rephras
     for row, text in zip(rows, rephrased):
         if not text.strip():
             empty.append(row["index"])
-        elif variant == "rephrased" and not include_leaking_items and leak_reason(text, row["choices"], row["answer"], row["question"]):
+        elif (
+            variant == "rephrased"
+            and not include_leaking_items
+            and leak_reason(text, row["choices"], row["answer"], row["question"])
+        ):
             leaking.append(row["index"])
         else:
             kept.append({**row, "question": text, "original_question": row["question"]})
     _log_skipped(task, empty, len(rows), "empty placeholders")
-    _log_skipped(task, leaking, len(rows), "the rephrased question gives its answer away (rephraser.data.leaks; "
-                 "--metadata '{\"include_leaking_items\": true}' keeps them)")
+    _log_skipped(
+        task,
+        leaking,
+        len(rows),
+        "the rephrased question gives its answer away (rephraser.data.leaks; "
+        "--metadata '{\"include_leaking_items\": true}' keeps them)",
+    )
     # No Chinese dev set exists: the Chinese task's few-shot examples are the English dev questions, with their
     # options, in the Chinese template (question + options + "答案：" + letter), the same shape as its test items.
     return _dataset({"test": kept, "dev": [_with_options(r) for r in dev] if variant == "zh" else dev})
@@ -168,12 +202,22 @@ def mmlu_dataset(subject: str, variant: str = "original", mmlu_dir=None, rephras
 
 # ---------------------------------------------------------------- HumanEval
 
-def humaneval_dataset(variant: str = "original", rephrased_humaneval_path=None, data_dir=None, **_) -> datasets.DatasetDict:
+
+def humaneval_dataset(
+    variant: str = "original", rephrased_humaneval_path=None, data_dir=None, **_
+) -> datasets.DatasetDict:
     problems = [{**p, "index": i} for i, p in enumerate(sources.humaneval_problems())]
     if variant == "original":
-        return _dataset({"test": [{**p, "gold": p["canonical_solution"], "original_entry_point": p["entry_point"]}
-                                  for p in problems]})
-    path = sources.lmsys_rephrased("humaneval_python.jsonl", rephrased_humaneval_path, data_dir, "metadata rephrased_humaneval_path")
+        return _dataset(
+            {
+                "test": [
+                    {**p, "gold": p["canonical_solution"], "original_entry_point": p["entry_point"]} for p in problems
+                ]
+            }
+        )
+    path = sources.lmsys_rephrased(
+        "humaneval_python.jsonl", rephrased_humaneval_path, data_dir, "metadata rephrased_humaneval_path"
+    )
     rephrased = sources.read_rephrased_texts(path)
     _check_aligned(path, rephrased, problems)
     rows, empty, unparsable = [], [], []

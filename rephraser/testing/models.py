@@ -9,27 +9,43 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def build_tiny_llama(tokenizer, out_dir: str | Path, hidden: int = 64, layers: int = 2, heads: int = 2, seed: int = 0) -> Path:
+def build_tiny_llama(
+    tokenizer, out_dir: str | Path, hidden: int = 64, layers: int = 2, heads: int = 2, seed: int = 0
+) -> Path:
     import torch
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=hidden * 4,
-                         num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=heads,
-                         max_position_embeddings=2048, bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-                         tie_word_embeddings=False)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        intermediate_size=hidden * 4,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=heads,
+        max_position_embeddings=2048,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=False,
+    )
     model = LlamaForCausalLM(config)
-    model.generation_config = GenerationConfig(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                                               pad_token_id=tokenizer.pad_token_id, do_sample=False)
+    model.generation_config = GenerationConfig(
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        do_sample=False,
+    )
     out = Path(out_dir)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
 
 
-CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
-          "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+CHATML = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
 
 
 def build_tiny_chat_llama(base_dir: str | Path, out_dir: str | Path, prompts: tuple[str, str]) -> dict:
@@ -51,8 +67,10 @@ def build_tiny_chat_llama(base_dir: str | Path, out_dir: str | Path, prompts: tu
     def greedy(prompt: str, n: int = 12) -> list[int]:
         ids = tok(prompt, return_tensors="pt")
         with torch.no_grad():
-            out = model.generate(**ids, max_new_tokens=n, do_sample=False, eos_token_id=None, pad_token_id=tok.pad_token_id)
-        return out[0, ids.input_ids.shape[1]:].tolist()
+            out = model.generate(
+                **ids, max_new_tokens=n, do_sample=False, eos_token_id=None, pad_token_id=tok.pad_token_id
+            )
+        return out[0, ids.input_ids.shape[1] :].tolist()
 
     with torch.no_grad():
         model.lm_head.weight[im_end] = -10.0 * model.lm_head.weight[:im_end].mean(0)  # never chosen ...
@@ -65,7 +83,9 @@ def build_tiny_chat_llama(base_dir: str | Path, out_dir: str | Path, prompts: tu
         else:
             raise RuntimeError("could not make the tiny model emit <|im_end|>")
     second = greedy(prompts[1])
-    second_eos = next(t for position, t in enumerate(second) if position >= 2 and t != im_end and t not in second[:position])
+    second_eos = next(
+        t for position, t in enumerate(second) if position >= 2 and t != im_end and t not in second[:position]
+    )
     model.generation_config.eos_token_id = [tok.eos_token_id, second_eos]
     model.generation_config.pad_token_id = tok.pad_token_id
     out = Path(out_dir)

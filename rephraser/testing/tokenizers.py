@@ -24,11 +24,16 @@ def build_bpe_tokenizer(texts, out_dir: str | Path, vocab_size: int = 2000):
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     specials = ["<s>", "</s>", "<pad>"]
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tok.train_from_iterator(texts, trainer)
-    tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A $B",
-                                                       special_tokens=[("<s>", tok.token_to_id("<s>"))])
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A", pair="<s> $A $B", special_tokens=[("<s>", tok.token_to_id("<s>"))]
+    )
     wrapped = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
     wrapped.save_pretrained(out_dir)
     return AutoTokenizer.from_pretrained(out_dir)
@@ -44,14 +49,29 @@ def build_llama_spm_tokenizers(texts, out_dir: str | Path, vocab_size: int = 100
     out_dir.mkdir(parents=True, exist_ok=True)
     model = io.BytesIO()
     spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(texts), model_writer=model, vocab_size=vocab_size, model_type="bpe",
-        byte_fallback=True, unk_id=0, bos_id=1, eos_id=2, pad_id=-1, normalization_rule_name="identity",
-        remove_extra_whitespaces=False, split_digits=True, minloglevel=2,
+        sentence_iterator=iter(texts),
+        model_writer=model,
+        vocab_size=vocab_size,
+        model_type="bpe",
+        byte_fallback=True,
+        unk_id=0,
+        bos_id=1,
+        eos_id=2,
+        pad_id=-1,
+        normalization_rule_name="identity",
+        remove_extra_whitespaces=False,
+        split_digits=True,
+        minloglevel=2,
     )
     (out_dir / "tokenizer.model").write_bytes(model.getvalue())
     # special_tokens_pattern="bos": the slow tokenizer prepends <s> as Llama's does (not saved by save_pretrained).
-    slow = SentencePieceBackend(vocab_file=str(out_dir / "tokenizer.model"), bos_token="<s>", eos_token="</s>",
-                                unk_token="<unk>", special_tokens_pattern="bos")
+    slow = SentencePieceBackend(
+        vocab_file=str(out_dir / "tokenizer.model"),
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        special_tokens_pattern="bos",
+    )
     slow.save_pretrained(out_dir)
     fast = LlamaTokenizer.from_pretrained(out_dir, add_bos_token=True)
     return slow, fast

@@ -2,7 +2,7 @@
 (the final HF export is rephraser.train.model.export).
 
     OUTPUT_DIR/checkpoints/step-00000500/   model, optimizer, scheduler, RNG states + trainer_state.json + COMPLETE
-    OUTPUT_DIR/model/                       config, safetensors, tokenizer, generation config (transformers, lm-eval, vLLM)
+    OUTPUT_DIR/model/                       config, safetensors, tokenizer, generation config (for vLLM, lm-eval)
     OUTPUT_DIR/train_config.yaml            the resolved TrainConfig
     OUTPUT_DIR/run.json                     what a resumption must match: model, data content hashes, settings
 
@@ -46,18 +46,23 @@ def check_output_dir(output_dir, identity: dict, resume: str) -> None:
     if not complete_checkpoints(output_dir):
         return
     if resume == "none":
-        raise ConfigError(f"output_dir: {output_dir} already holds checkpoints; use --resume auto to continue "
-                          "or another --output-dir")
+        raise ConfigError(
+            f"output_dir: {output_dir} already holds checkpoints; use --resume auto to continue or another --output-dir"
+        )
     record = Path(output_dir) / RUN_RECORD
     if not record.is_file():
-        raise ConfigError(f"output_dir: {output_dir} holds checkpoints but no {RUN_RECORD} (another tool's, or an "
-                          "older rephraser's run): use another --output-dir")
+        raise ConfigError(
+            f"output_dir: {output_dir} holds checkpoints but no {RUN_RECORD} (another tool's, or an "
+            "older rephraser's run): use another --output-dir"
+        )
     before = json.loads(record.read_text())
     changes = [c.removeprefix("config.") for c in differences(before, json.loads(json.dumps(identity)))]
     if changes:
         listed = "; ".join(changes[:8]) + (f"; ... ({len(changes)} in all)" if len(changes) > 8 else "")
-        raise ConfigError(f"output_dir: {output_dir} holds checkpoints of another run ({listed}). Resume with the "
-                          "same model, data and settings, or use another --output-dir")
+        raise ConfigError(
+            f"output_dir: {output_dir} holds checkpoints of another run ({listed}). Resume with the "
+            "same model, data and settings, or use another --output-dir"
+        )
 
 
 def write_run_record(output_dir, identity: dict) -> None:
@@ -88,8 +93,9 @@ def save_checkpoint(accelerator, output_dir, step: int, state: dict, keep_last: 
         previous = complete_checkpoints(output_dir)
         intact = f"the previous checkpoint {previous[-1]} is intact" if previous else "no earlier checkpoint exists"
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise CheckpointWriteError(f"cannot write checkpoint {tmp} ({reason}); {intact}. Free space and rerun with "
-                                   "--resume auto") from None
+        raise CheckpointWriteError(
+            f"cannot write checkpoint {tmp} ({reason}); {intact}. Free space and rerun with --resume auto"
+        ) from None
     if accelerator.is_main_process:
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)

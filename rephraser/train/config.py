@@ -35,8 +35,13 @@ class TrainConfig:
     beta2: float = field(default=0.95, metadata={"help": "AdamW beta2"})
     warmup_ratio: float = field(default=0.05, metadata={"help": "share of steps with linear warmup"})
     lr_schedule: str = field(default="cosine", metadata={"help": "cosine | linear | constant (after warmup)"})
-    packing: bool = field(default=True, metadata={"help": "pack samples into rows (no cross-sample attention); "
-                                                          "--no-packing pads each sample to --max-seq-len as the study"})
+    packing: bool = field(
+        default=True,
+        metadata={
+            "help": "pack samples into rows (no cross-sample attention); "
+            "--no-packing pads each sample to --max-seq-len as the study"
+        },
+    )
     max_seq_len: int = field(default=1536, metadata={"help": "row length: packed rows and padded samples"})
     micro_batch_rows: int = field(default=8, metadata={"help": "rows per micro-batch per process (the study: 1)"})
     grad_accum: int = field(default=1, metadata={"help": "micro-batches per optimizer step"})
@@ -44,25 +49,47 @@ class TrainConfig:
     seed: int = field(default=42, metadata={"help": "data order and initialisation seed"})
     save_every: int = field(default=500, metadata={"help": "checkpoint every N optimizer steps (0 = only at the end)"})
     keep_last: int = field(default=2, metadata={"help": "checkpoints kept"})
-    resume: str = field(default="auto", metadata={"help": "auto (latest complete checkpoint) | none | a checkpoint dir"})
+    resume: str = field(
+        default="auto", metadata={"help": "auto (latest complete checkpoint) | none | a checkpoint dir"}
+    )
     log_every: int = field(default=10, metadata={"help": "steps between tracker log points"})
-    report_to: str = field(default="tensorboard", metadata={"help": "tensorboard | wandb | mlflow | all | none "
-                                                                    "(accelerate's trackers; WANDB_MODE=offline works offline)"})
-    attn_implementation: str = field(default="sdpa", metadata={"help": "sdpa | eager | flex_attention (torch's own: the fast "
-                                                                      "path on H100/H200) | flash_attention_2"})
+    report_to: str = field(
+        default="tensorboard",
+        metadata={
+            "help": "tensorboard | wandb | mlflow | all | none "
+            "(accelerate's trackers; WANDB_MODE=offline works offline)"
+        },
+    )
+    attn_implementation: str = field(
+        default="sdpa",
+        metadata={
+            "help": "sdpa | eager | flex_attention (torch's own: the fast path on H100/H200) | flash_attention_2"
+        },
+    )
     gradient_checkpointing: bool = field(default=False, metadata={"help": "trade compute for memory"})
-    compile: bool | None = field(default=None, metadata={"help": "torch.compile each decoder layer (default: on with "
-                                                                 "CUDA, off on CPU)"})
-    loss_chunk_tokens: int = field(default=2048, metadata={"help": "cross-entropy over this many tokens at a time, logits "
-                                                                   "recomputed in backward: memory no longer grows with "
-                                                                   "vocab x tokens (0 = all at once)"})
+    compile: bool | None = field(
+        default=None, metadata={"help": "torch.compile each decoder layer (default: on with CUDA, off on CPU)"}
+    )
+    loss_chunk_tokens: int = field(
+        default=2048,
+        metadata={
+            "help": "cross-entropy over this many tokens at a time, logits "
+            "recomputed in backward: memory no longer grows with "
+            "vocab x tokens (0 = all at once)"
+        },
+    )
     lora_r: int = field(default=0, metadata={"help": "LoRA rank (peft); 0 = full fine-tuning"})
     lora_alpha: float = field(default=16.0, metadata={"help": "LoRA alpha"})
     lora_dropout: float = field(default=0.0, metadata={"help": "LoRA dropout"})
-    lora_target_modules: list[str] | None = field(default=None, metadata={"help": "modules to adapt (default: peft's for "
-                                                                                  "the architecture; 'all-linear' works)"})
-    export_adapter: bool = field(default=False, metadata={"help": "LoRA: also write the adapter alone (OUTPUT_DIR/adapter); "
-                                                                  "the merged full model is always exported"})
+    lora_target_modules: list[str] | None = field(
+        default=None, metadata={"help": "modules to adapt (default: peft's for the architecture; 'all-linear' works)"}
+    )
+    export_adapter: bool = field(
+        default=False,
+        metadata={
+            "help": "LoRA: also write the adapter alone (OUTPUT_DIR/adapter); the merged full model is always exported"
+        },
+    )
 
     def __post_init__(self):
         if isinstance(self.data, str):

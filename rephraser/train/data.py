@@ -35,8 +35,11 @@ class TrainData:
             raise InputError(paths[0], "the token files hold no samples")
         for f in self.files:
             if len(f) and f.loss_tokens() == 0:
-                raise InputError(f.paths["tok"], "has no token to train on (every token is masked, or every sample is "
-                                 "a single token): the loss would be 0 at every step")
+                raise InputError(
+                    f.paths["tok"],
+                    "has no token to train on (every token is masked, or every sample is "
+                    "a single token): the loss would be 0 at every step",
+                )
         self.owner = np.concatenate([np.full(len(f), i) for i, f in enumerate(self.files)])
         self.local = np.concatenate([np.arange(len(f)) for f in self.files])
         self.lengths = np.concatenate([f.lengths() for f in self.files]).astype(np.int64)
@@ -62,12 +65,17 @@ class TrainData:
         for f in self.files:
             made_with = f.meta.get("tokenizer", {}).get("vocab_size")
             if made_with is not None and made_with > vocab_size:
-                raise InputError(f.paths["tok"], f"made with a tokenizer of {made_with} tokens, but the model's "
-                                 f"vocabulary has {vocab_size}: tokenize with the model's own tokenizer")
+                raise InputError(
+                    f.paths["tok"],
+                    f"made with a tokenizer of {made_with} tokens, but the model's "
+                    f"vocabulary has {vocab_size}: tokenize with the model's own tokenizer",
+                )
             top = int(np.max(f.tokens)) if f.tokens.size else 0
             real_top = top if top < vocab_size or f.mask is None else _max_real_id(f)  # padding may use any id
             if real_top >= vocab_size:
-                raise InputError(f.paths["tok"], f"token id {real_top} is out of range for a vocabulary of {vocab_size}")
+                raise InputError(
+                    f.paths["tok"], f"token id {real_top} is out of range for a vocabulary of {vocab_size}"
+                )
 
 
 def _max_real_id(f: TokenFile) -> int:
@@ -86,8 +94,11 @@ class EpochPlan:
         # Pack once (samples in a seeded random order), then shuffle the rows each epoch: every epoch has the
         # same number of rows, so steps follow from epochs exactly and every sample is seen once per epoch.
         order = np.random.default_rng(self.seed).permutation(len(self.lengths))
-        self.packed = _pack(order, np.minimum(self.lengths, self.max_seq_len), self.max_seq_len) if self.packing \
+        self.packed = (
+            _pack(order, np.minimum(self.lengths, self.max_seq_len), self.max_seq_len)
+            if self.packing
             else [[int(i)] for i in order]
+        )
 
     def rows(self, epoch: int) -> list[list[int]]:
         """Sample ids per row for one epoch."""
@@ -98,11 +109,13 @@ class EpochPlan:
         """Per process; the last global micro-batch may be partial (ranks without rows get a dummy row)."""
         return math.ceil(len(self.rows(0)) / (num_processes * rows_per_micro_batch))
 
-    def micro_batch(self, epoch: int, index: int, rank: int, num_processes: int, rows_per_micro_batch: int) -> list[list[int]]:
+    def micro_batch(
+        self, epoch: int, index: int, rank: int, num_processes: int, rows_per_micro_batch: int
+    ) -> list[list[int]]:
         per_global = num_processes * rows_per_micro_batch
         if getattr(self, "_epoch", None) != epoch:  # every micro-batch of an epoch reuses its row order
             self._epoch, self._rows = epoch, self.rows(epoch)
-        return self._rows[index * per_global:(index + 1) * per_global][rank::num_processes]
+        return self._rows[index * per_global : (index + 1) * per_global][rank::num_processes]
 
 
 def _pack(order: np.ndarray, lengths: np.ndarray, budget: int) -> list[list[int]]:
@@ -120,8 +133,9 @@ def _pack(order: np.ndarray, lengths: np.ndarray, budget: int) -> list[list[int]
     return rows
 
 
-def collate(data: TrainData, rows: list[list[int]], max_seq_len: int, packing: bool, pad_id: int = 0,
-            fixed_width: bool = False) -> dict[str, torch.Tensor]:
+def collate(
+    data: TrainData, rows: list[list[int]], max_seq_len: int, packing: bool, pad_id: int = 0, fixed_width: bool = False
+) -> dict[str, torch.Tensor]:
     """Model inputs for one micro-batch. labels are the input ids with IGNORE where no loss is taken: tokens
     marked ignore, padding, and the first token of every sample (HF shifts labels by one, so that label is
     predicted from the previous sample's last token in a packed row). Packed rows are as wide as the widest
@@ -139,13 +153,13 @@ def collate(data: TrainData, rows: list[list[int]], max_seq_len: int, packing: b
         start = 0
         for ids, ignore in row:
             n = len(ids)
-            input_ids[r, start:start + n] = torch.from_numpy(ids.astype(np.int64))
+            input_ids[r, start : start + n] = torch.from_numpy(ids.astype(np.int64))
             # int64 first: token files are uint16/uint32, where -100 would wrap to 65436 / 4294967196
             lab = torch.from_numpy(np.where(ignore, IGNORE, ids.astype(np.int64)))
             lab[0] = IGNORE
-            labels[r, start:start + n] = lab
-            position_ids[r, start:start + n] = torch.arange(n)
-            real[r, start:start + n] = True
+            labels[r, start : start + n] = lab
+            position_ids[r, start : start + n] = torch.arange(n)
+            real[r, start : start + n] = True
             start += n
         if start < width:  # padding: positions restart, so it is one more packed "sample" (no labels)
             position_ids[r, start:] = torch.arange(width - start)

@@ -58,8 +58,12 @@ class Trainer:
 
         mixed = os.environ.get("ACCELERATE_MIXED_PRECISION") or ("bf16" if torch.cuda.is_available() else "no")
         trackers = None if self.cfg.report_to == "none" else self.cfg.report_to
-        self.accelerator = Accelerator(gradient_accumulation_steps=self.cfg.grad_accum, mixed_precision=mixed,
-                                       log_with=trackers, project_dir=self.cfg.output_dir)
+        self.accelerator = Accelerator(
+            gradient_accumulation_steps=self.cfg.grad_accum,
+            mixed_precision=mixed,
+            log_with=trackers,
+            project_dir=self.cfg.output_dir,
+        )
         lock = contextlib.ExitStack()
         try:
             if self.accelerator.is_main_process:  # one run per output dir (the lock goes when this process does)
@@ -85,8 +89,10 @@ class Trainer:
         ckpt.check_output_dir(cfg.output_dir, identity, cfg.resume)
         cut, cut_tokens = self.data.truncation(cfg.max_seq_len)
         if cut:
-            acc.print(f"warning: {cut} of {len(self.data)} samples are longer than --max-seq-len {cfg.max_seq_len} and are "
-                      f"cut to it ({cut_tokens} tokens not trained on); raise --max-seq-len to keep them whole")
+            acc.print(
+                f"warning: {cut} of {len(self.data)} samples are longer than --max-seq-len {cfg.max_seq_len} and are "
+                f"cut to it ({cut_tokens} tokens not trained on); raise --max-seq-len to keep them whole"
+            )
         self.truncated = {"samples": cut, "tokens": cut_tokens}
         torch.manual_seed(cfg.seed)
         self.tokenizer = AutoTokenizer.from_pretrained(model_name)
@@ -98,12 +104,21 @@ class Trainer:
         self.total_steps = cfg.total_steps(self.per_epoch)
         model = acc.prepare(model)
         trainable = [p for p in model.parameters() if p.requires_grad]  # LoRA: the adapters only
-        optimizer = torch.optim.AdamW(trainable, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
-                                      weight_decay=cfg.weight_decay, fused=torch.cuda.is_available())
+        optimizer = torch.optim.AdamW(
+            trainable,
+            lr=cfg.lr,
+            betas=(cfg.beta1, cfg.beta2),
+            weight_decay=cfg.weight_decay,
+            fused=torch.cuda.is_available(),
+        )
         self.optimizer = acc.prepare(optimizer)
         # Not acc.prepare(scheduler): that would step it once per process. Registered so save_state keeps it.
-        self.scheduler = get_scheduler(cfg.lr_schedule if cfg.lr_schedule != "constant" else "constant_with_warmup",
-                                       optimizer, cfg.warmup_steps(self.total_steps), self.total_steps)
+        self.scheduler = get_scheduler(
+            cfg.lr_schedule if cfg.lr_schedule != "constant" else "constant_with_warmup",
+            optimizer,
+            cfg.warmup_steps(self.total_steps),
+            self.total_steps,
+        )
         acc.register_for_checkpointing(self.scheduler)
         self.model = model
         self.step, self.tokens_seen = 0, 0
@@ -112,9 +127,11 @@ class Trainer:
             state = ckpt.load_checkpoint(acc, resume_from)
             self.step, self.tokens_seen = state["step"], state["tokens_seen"]
             acc.print(f"resumed from {resume_from} at step {self.step}")
-        acc.print(f"{len(self.data)} samples in {len(self.plan.packed)} rows of <= {cfg.max_seq_len} tokens; "
-                  f"{acc.num_processes} process(es) x {cfg.micro_batch_rows} rows x {cfg.grad_accum} accumulation; "
-                  f"{self.per_epoch} micro-batches per epoch per process; {self.total_steps} optimizer steps")
+        acc.print(
+            f"{len(self.data)} samples in {len(self.plan.packed)} rows of <= {cfg.max_seq_len} tokens; "
+            f"{acc.num_processes} process(es) x {cfg.micro_batch_rows} rows x {cfg.grad_accum} accumulation; "
+            f"{self.per_epoch} micro-batches per epoch per process; {self.total_steps} optimizer steps"
+        )
         if acc.is_main_process:
             ckpt.write_run_record(cfg.output_dir, identity)
             save_config(cfg, os.path.join(cfg.output_dir, "train_config.yaml"))
@@ -134,7 +151,9 @@ class Trainer:
             m = step * cfg.grad_accum + a
             epoch, index = divmod(m, self.per_epoch)
             rows = self.plan.micro_batch(epoch, index, acc.process_index, acc.num_processes, cfg.micro_batch_rows)
-            batches.append(collate(self.data, rows, cfg.max_seq_len, cfg.packing, self.pad_id, fixed_width=cfg.use_compile()))
+            batches.append(
+                collate(self.data, rows, cfg.max_seq_len, cfg.packing, self.pad_id, fixed_width=cfg.use_compile())
+            )
         return batches
 
     @property
@@ -144,7 +163,9 @@ class Trainer:
     def train(self) -> bool:
         acc, cfg = self.accelerator, self.cfg
         self.model.train()
-        bar = tqdm(total=self.total_steps, initial=self.step, desc="train", disable=not acc.is_main_process, dynamic_ncols=True)
+        bar = tqdm(
+            total=self.total_steps, initial=self.step, desc="train", disable=not acc.is_main_process, dynamic_ncols=True
+        )
         start, start_tokens = time.perf_counter(), self.tokens_seen
         while self.step < self.total_steps:
             loss = self.last_loss = self.optimizer_step(self.micro_batches_of_step(self.step))
@@ -154,11 +175,16 @@ class Trainer:
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", tok_s=f"{rate:,.0f}")
             if trackers_on(cfg) and (self.step % cfg.log_every == 0 or self.step == self.total_steps):
-                acc.log({"train/loss": loss, "train/lr": lr, "train/tokens_per_s": rate, "train/tokens": self.tokens_seen}, step=self.step)
+                acc.log(
+                    {"train/loss": loss, "train/lr": lr, "train/tokens_per_s": rate, "train/tokens": self.tokens_seen},
+                    step=self.step,
+                )
             if self._should_stop():
                 self.save()
-                acc.print(f"stop signal (SIGTERM/SIGUSR1): saved step {self.step}; exiting with {EXIT_PREEMPTED} "
-                          "(rerun with --resume auto)")
+                acc.print(
+                    f"stop signal (SIGTERM/SIGUSR1): saved step {self.step}; exiting with {EXIT_PREEMPTED} "
+                    "(rerun with --resume auto)"
+                )
                 return True
             if cfg.save_every and self.step % cfg.save_every == 0 and self.step < self.total_steps:
                 self.save()
@@ -171,15 +197,21 @@ class Trainer:
         """train_metrics.json: loss tokens trained on and wall time of the loop (startup excluded)."""
         if self.accelerator.is_main_process:
             import json
-
             import resource
 
             peak = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None
-            metrics = {"steps": self.step, "loss_tokens": tokens, "train_seconds": seconds,
-                       "loss_tokens_per_s": tokens / max(seconds, 1e-9), "processes": self.accelerator.num_processes,
-                       "peak_gpu_memory_gib": peak, "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
-                       "truncated_samples": self.truncated["samples"], "truncated_tokens": self.truncated["tokens"],
-                       "last_loss": getattr(self, "last_loss", None)}
+            metrics = {
+                "steps": self.step,
+                "loss_tokens": tokens,
+                "train_seconds": seconds,
+                "loss_tokens_per_s": tokens / max(seconds, 1e-9),
+                "processes": self.accelerator.num_processes,
+                "peak_gpu_memory_gib": peak,
+                "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+                "truncated_samples": self.truncated["samples"],
+                "truncated_tokens": self.truncated["tokens"],
+                "last_loss": getattr(self, "last_loss", None),
+            }
             with open(os.path.join(self.cfg.output_dir, "train_metrics.json"), "w") as fh:
                 json.dump(metrics, fh, indent=2)
 
@@ -214,11 +246,18 @@ class Trainer:
 
     # ------------------------------------------------------------------ save
     def save(self) -> None:
-        ckpt.save_checkpoint(self.accelerator, self.cfg.output_dir, self.step,
-                             {"step": self.step, "tokens_seen": self.tokens_seen}, self.cfg.keep_last)
+        ckpt.save_checkpoint(
+            self.accelerator,
+            self.cfg.output_dir,
+            self.step,
+            {"step": self.step, "tokens_seen": self.tokens_seen},
+            self.cfg.keep_last,
+        )
 
     def export(self) -> None:
-        path = export_model(self.accelerator, self.model, self.tokenizer, self.cfg, self.model_name, self.cfg.output_dir)
+        path = export_model(
+            self.accelerator, self.model, self.tokenizer, self.cfg, self.model_name, self.cfg.output_dir
+        )
         self.accelerator.print(f"final model: {path}")
 
 

@@ -26,7 +26,9 @@ from rephraser.train.loss import CausalLMLoss
 def load_lm(cfg, model_name: str):
     from transformers import AutoModelForCausalLM
 
-    return AutoModelForCausalLM.from_pretrained(model_name, attn_implementation=cfg.attn_implementation, dtype=torch.float32)
+    return AutoModelForCausalLM.from_pretrained(
+        model_name, attn_implementation=cfg.attn_implementation, dtype=torch.float32
+    )
 
 
 def lora_config(cfg):
@@ -37,8 +39,13 @@ def lora_config(cfg):
     targets = cfg.lora_target_modules
     if targets == ["all-linear"]:  # peft's keyword, which it only takes as a plain string
         targets = "all-linear"
-    return LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                      target_modules=targets, task_type="CAUSAL_LM")
+    return LoraConfig(
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        target_modules=targets,
+        task_type="CAUSAL_LM",
+    )
 
 
 def build(cfg, model_name: str) -> CausalLMLoss:
