@@ -1,5 +1,5 @@
 """Only for what pyproject.toml cannot say: ship `rephraser-lm-eval.pth` at the site-packages root, so the
-unmodified `lm_eval` command finds rephraser's tasks (see rephraser/_lm_eval_hook.py). Wheels only: an
+unmodified `lm_eval` command finds rephraser's tasks (see rephraser_lm_eval_hook.py). Wheels only: an
 editable install does not carry it (use `pip install .`, as `make test` does)."""
 
 from pathlib import Path

@@ -5,8 +5,16 @@
     save_config(cfg, out_dir / "config.yaml")
 
 Flags are generated from the dataclass fields (`max_seq_len` -> `--max-seq-len`, and `--max_seq_len` as
-accelerate and lm-eval users type it); a field's `metadata["help"]` is its help text (the default is
-appended) and `metadata["flags"]` adds aliases (e.g. `--in`). A YAML file's values are checked against
+accelerate and lm-eval users type it). A field's help text is the string right under it (litgpt's args.py style:
+one setting a line, its help as the docstring under it) or its `metadata["help"]`; the default is appended.
+`metadata["flags"]` adds aliases (e.g. `--in`):
+
+    @dataclass
+    class TokenizeConfig:
+        max_seq_len: int = 1536
+        '''longest sample kept, in tokens (padded width)'''
+
+A YAML file's values are checked against
 the field types exactly as argparse checks flags (a string "no" is not a boolean): unknown keys and values
 of the wrong type are errors naming the file and the key. Validation of values lives in each config's
 `__post_init__`, which raises `ConfigError` naming the field.
@@ -15,8 +23,12 @@ of the wrong type are errors naming the file and the key. Validation of values l
 from __future__ import annotations
 
 import argparse
+import ast
 import dataclasses
+import functools
+import inspect
 import os
+import textwrap
 import types
 import typing
 from pathlib import Path
@@ -63,6 +75,28 @@ def _default_text(f: dataclasses.Field) -> str:
     return "required"
 
 
+@functools.cache
+def field_docs(cls) -> dict[str, str]:
+    """The string under each field of a dataclass (attribute docstrings; Python keeps none at run time)."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
+        except (OSError, TypeError, SyntaxError):  # no source (built at run time): metadata help only
+            continue
+        body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+        for node, after in zip(body, body[1:]):
+            if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                if isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant):
+                    if isinstance(after.value.value, str):
+                        docs[node.target.id] = " ".join(after.value.value.split())
+    return docs
+
+
+def field_help(cls, f: dataclasses.Field) -> str:
+    return f.metadata.get("help") or field_docs(cls).get(f.name, "")
+
+
 def build_parser(cls, prog: str | None = None, description: str | None = None) -> argparse.ArgumentParser:
     """An argparse parser with one flag per field. Values not given stay absent (SUPPRESS), so a
     YAML file's values are overridden only by flags the user actually typed."""
@@ -74,7 +108,7 @@ def build_parser(cls, prog: str | None = None, description: str | None = None) -
             continue
         base, choices, is_list = _field_kind(hints[f.name])
         flags = (*_flags(f.name), *f.metadata.get("flags", ()))
-        help_text = f"{f.metadata.get('help', '')} ({_default_text(f)})".strip()
+        help_text = f"{field_help(cls, f)} ({_default_text(f)})".strip()
         kwargs = dict(dest=f.name, default=argparse.SUPPRESS, help=help_text.replace("%", "%%"))
         if base is bool:
             parser.add_argument(*flags, action=argparse.BooleanOptionalAction, **kwargs)

@@ -25,15 +25,14 @@ DEMO_CONFIG = CONFIGS_DIR / "experiments" / "smollm2-gsm8k-demo.yaml"
 class DemoConfig:
     """Run the offline end-to-end demo: a controlled contamination experiment with SmolLM2-135M-Instruct."""
 
-    out: str = field(default=".cache/demo", metadata={"help": "where the demo writes (rerun to resume or re-report)"})
-    experiment: str = field(default=str(DEMO_CONFIG), metadata={"help": "the experiment config to run"})
-    model: str | None = field(
-        default=None, metadata={"help": "another base model (default: the config's, smollm2-135m)"}
-    )
-    data_dir: str | None = field(
-        default_factory=lambda: os.environ.get("REPHRASER_DATA_DIR"),
-        metadata={"help": "local data mirror laid out like ../shared/data (env REPHRASER_DATA_DIR)"},
-    )
+    out: str = ".cache/demo"
+    """where the demo writes (rerun to resume or re-report)"""
+    experiment: str = str(DEMO_CONFIG)
+    """the experiment config to run"""
+    model: str | None = None
+    """another base model (default: the config's, smollm2-135m)"""
+    data_dir: str | None = field(default_factory=lambda: os.environ.get("REPHRASER_DATA_DIR"))
+    """local data mirror laid out like ../shared/data (env REPHRASER_DATA_DIR)"""
 
 
 def demo_experiment(cfg: DemoConfig) -> ExperimentConfig:

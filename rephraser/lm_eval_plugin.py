@@ -13,10 +13,11 @@ and `register_lm_eval()` remain.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import inspect
 import sysconfig
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from rephraser.tasks import with_tasks_dir
@@ -92,18 +93,19 @@ class HookConfig:
     """Install the startup hook that lets the plain `lm_eval` "
     "command find rephraser (editable installs need this once)."""
 
-    remove: bool = field(default=False, metadata={"help": "remove the hook instead of installing it"})
-    site_packages: str | None = field(
-        default=None, metadata={"help": "where to write it (default: this interpreter's)"}
-    )
+    remove: bool = False
+    """remove the hook instead of installing it"""
+    site_packages: str | None = None
+    """where to write it (default: this interpreter's)"""
 
 
 def hook_line() -> str:
     """The .pth line: skipped when REPHRASER_NO_LM_EVAL_HOOK is set or when the hook module is gone (an
     uninstalled editable checkout must not break every Python start with an import error)."""
-    import rephraser_lm_eval_hook
-
-    module = str(Path(rephraser_lm_eval_hook.__file__).resolve())
+    # Found, not imported: importing the hook module would install it in this process (and the hook imports
+    # this module when lm-eval loads: the two would import each other).
+    spec = importlib.util.find_spec("rephraser_lm_eval_hook")
+    module = str(Path(spec.origin).resolve())
     return (
         f'import os; os.environ.get("REPHRASER_NO_LM_EVAL_HOOK") or not os.path.exists({module!r}) '
         'or __import__("rephraser_lm_eval_hook")\n'

@@ -33,7 +33,7 @@ def resolve_model(name: str, field: str = "model") -> str:
     if not name:
         raise ConfigError(f"{field}: empty model name")
     if name in ALIASES:
-        from rephraser.data.sources import cache_dir
+        from rephraser.benchmarks.sources import cache_dir
         from rephraser.smollm2 import smollm2_dir
 
         return str(smollm2_dir(cache_dir() / "models" / name, weights=True))

@@ -15,7 +15,7 @@ def test_demo_is_the_packaged_experiment(tmp_path, tiny_llama):
 
 
 def test_demo_names_missing_data_before_writing_anything(tmp_path, tiny_llama, monkeypatch):
-    from rephraser.data.sources import DataNotFound
+    from rephraser.benchmarks.sources import DataNotFound
 
     monkeypatch.setenv("REPHRASER_DATA_DIR", str(tmp_path / "empty"))
     with pytest.raises(DataNotFound, match=r"REPHRASER_DATA_DIR mirror: .*empty/gsm8k/test.jsonl \(missing\)"):

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rephraser.data import sources
+from rephraser.benchmarks import sources
 
 TRAIN = {"max_steps": 120, "lr": 3.0e-3, "warmup_ratio": 0, "micro_batch_rows": 4, "max_seq_len": 256, "save_every": 20}
 
@@ -162,7 +162,7 @@ def test_interrupted_between_steps_and_inside_training_resumes_to_the_same_resul
     assert again.stdout.count("complete, skipped") == 4  # nothing redone
     changed = experiment_yaml(tmp_path, tiny_llama, out, seed=2)
     refused = rephraser("experiment", "--config", changed, env={"REPHRASER_DATA_DIR": str(data_dir)})
-    assert refused.returncode == 1 and "another configuration (changed: ['seed'])" in refused.stderr
+    assert refused.returncode == 1 and "another configuration (seed: 1 there, 2 now)" in refused.stderr
 
 
 @pytest.mark.parametrize(

@@ -143,9 +143,9 @@ def test_rephrased_gsm8k_file_feeds_the_existing_task(tmp_path, data_dir, monkey
     full = out / "task" / "rephrase_gsm8k.jsonl"
     assert len(full.read_text().splitlines()) == 1319  # aligned with the whole test set: placeholders beyond --limit
     monkeypatch.setenv("REPHRASER_DATA_DIR", str(data_dir))
-    from rephraser.tasks.common import gsm8k_dataset
+    from rephraser.benchmarks import get_benchmark
 
-    docs = gsm8k_dataset("rephrased", rephrased_gsm8k_path=str(full))["test"]
+    docs = get_benchmark("gsm8k", rephrased_gsm8k_path=str(full)).docs("rephrased")
     assert [d["index"] for d in docs] == list(range(12)) and docs[3]["question"] == spaced(questions[3])
 
 
@@ -187,7 +187,7 @@ def test_dead_endpoint_missing_key_and_bad_input_fail_with_one_line(tmp_path, da
     )
     assert nokey.returncode == 1 and "OPENAI_API_KEY is not set" in nokey.stderr and not (tmp_path / "nokey").exists()
     unknown = rephraser("--benchmark", "gsm9k", "--backend", "code-ast", "--out", tmp_path / "x", env=env)
-    assert unknown.returncode == 2 and "invalid choice: 'gsm9k'" in unknown.stderr
+    assert unknown.returncode == 1 and "benchmark: 'gsm9k' is not a benchmark" in unknown.stderr
     no_task = rephraser(
         "--task",
         "no_such_task",
@@ -275,9 +275,8 @@ def test_task_twin_of_a_local_yaml_task(tmp_path, data_dir):
 def test_task_gsm8k_rephrases_the_same_field_as_the_preset(tmp_path, data_dir, monkeypatch):
     import lm_eval.tasks
 
-    from rephraser.rephrase.config import RephraseConfig
-    from rephraser.rephrase.lmtask import TaskPreset
-    from rephraser.rephrase.presets import GSM8K
+    from rephraser.benchmarks import get_benchmark
+    from rephraser.benchmarks.task import TaskBenchmark
 
     upstream = Path(lm_eval.tasks.__file__).parent / "gsm8k" / "gsm8k.yaml"
     (tmp_path / "gsm8k.yaml").write_text(  # lm-eval's own gsm8k, pointed at the local mirror
@@ -285,16 +284,12 @@ def test_task_gsm8k_rephrases_the_same_field_as_the_preset(tmp_path, data_dir, m
         f"    train: {data_dir / 'gsm8k' / 'train.jsonl'}\n    test: {data_dir / 'gsm8k' / 'test.jsonl'}\n"
     )
     monkeypatch.setenv("REPHRASER_DATA_DIR", str(data_dir))
-    task = TaskPreset(
-        RephraseConfig(
-            backend="openai", model="m", api_base="http://x/v1", out="x", task="gsm8k", include_path=str(tmp_path)
-        )
-    )
-    preset = GSM8K(RephraseConfig(backend="openai", model="m", api_base="http://x/v1", out="x", benchmark="gsm8k"))
+    task = TaskBenchmark("gsm8k", include_path=str(tmp_path))
+    preset = get_benchmark("gsm8k")
     assert task.field == "question"
-    assert [i.text for i in task.load()] == [i.text for i in preset.load()]
-    doc = task.load()[0]
-    assert task.training_text(doc, "REPHRASED") == f"Question: REPHRASED\nAnswer: {doc.doc['answer']}"
+    assert [i.text for i in task.items()] == [i.text for i in preset.items()]
+    doc = task.items()[0]
+    assert task.rephrased_training_text(doc, "REPHRASED") == f"Question: REPHRASED\nAnswer: {doc.doc['answer']}"
 
 
 def test_an_unknown_field_or_empty_task_is_refused(tmp_path, data_dir):

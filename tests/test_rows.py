@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from rephraser.data.rows import GSM8K_PROMPT, RowReader, parse_row
+from rephraser.data.rows import RowReader, parse_row
 from rephraser.errors import InputError
 
 
@@ -20,7 +20,7 @@ from rephraser.errors import InputError
         ({"prompt": "P", "completion": "C"}, "P", "C"),
         (
             {"question": "How many?", "answer": "2+2=4\n#### 4"},
-            GSM8K_PROMPT.format(question="How many?"),
+            "Question: How many?\nAnswer:",  # the GSM-8K benchmark's prompt, as lm-eval's gsm8k writes it
             " 2+2=4\n#### 4",
         ),
         ({"text": "", "language": "en"}, "", ""),

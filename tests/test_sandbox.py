@@ -325,8 +325,8 @@ def test_a_sandbox_that_cannot_start_the_interpreter_refuses_to_run(monkeypatch)
 
 
 def test_an_error_result_stops_scoring_instead_of_counting_as_failed(monkeypatch):
+    from rephraser.benchmarks.humaneval import scoring
     from rephraser.sandbox import Result, SandboxFailure
-    from rephraser.tasks import common
 
     def broken_run(self, programs):
         return [Result(p.task_id, "error", "sandbox did not start the program (exit status 127)") for p in programs]
@@ -339,7 +339,7 @@ def test_an_error_result_stops_scoring_instead_of_counting_as_failed(monkeypatch
         "entry_point": "f",
     }
     with pytest.raises(SandboxFailure, match="failed to run 1 of 1 program.*no score is reported"):
-        common.humaneval_pass_at_1(problem, ["    return 1\n"])
+        scoring.pass_at_1(problem, ["    return 1\n"])
 
 
 def test_many_files_cannot_fill_the_hosts_disk():

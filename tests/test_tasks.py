@@ -16,7 +16,8 @@ EXPECTED_DOCS = {
     "rephrased_gsm8k": 1315,  # 4 rephrased questions are empty (309, 669, 727, 948)
     "original_humaneval": 164,
     "rephrased_humaneval": 145,  # 17 empty placeholders, 2 not valid Python
-    # 4 / 12 / 4 empty placeholders, and 16 / 13 / 15 questions that give their answer away (rephraser.data.leaks)
+    # 4 / 12 / 4 empty placeholders, and 16 / 13 / 15 questions that give their answer away
+    # (rephraser.benchmarks.mmlu.leaks)
     "rephrased_mmlu_abstract_algebra": 80,
     "rephrased_mmlu_high_school_us_history": 179,
     "rephrased_mmlu_sociology": 182,
@@ -81,17 +82,17 @@ def test_every_yaml_is_indexed_and_every_task_loads(tm):
 
 
 def _subjects():
-    from rephraser.tasks.mmlu.generate import SUBJECTS
+    from rephraser.benchmarks.mmlu.subjects import SUBJECTS
 
     return SUBJECTS
 
 
 def test_generated_mmlu_files_are_current():
-    from rephraser.tasks.mmlu.generate import expected_files
+    from rephraser.benchmarks.mmlu.generate import expected_files
 
     folder = TASKS_DIR / "mmlu"
     committed = {p.name: p.read_text() for p in folder.glob("*.yaml")}
-    assert committed == expected_files(), "run `python -m rephraser.tasks.mmlu.generate`"
+    assert committed == expected_files(), "run `python -m rephraser.benchmarks.mmlu.generate`"
 
 
 def test_plain_lm_eval_lists_the_tasks(tmp_path, data_dir):
@@ -334,7 +335,7 @@ def test_explicit_registration_and_five_shot_mmlu(data_dir, monkeypatch):
     assert out["configs"]["rephrased_mmlu_sociology"]["num_fewshot"] == 5
 
 
-def test_startup_hook_costs_under_2_ms():
+def test_startup_hook_imports_nothing_heavy():
     done = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", "pass"],
         capture_output=True,
@@ -345,7 +346,8 @@ def test_startup_hook_costs_under_2_ms():
         int(line.split("|")[1]) for line in done.stderr.splitlines() if line.rstrip().endswith("rephraser_lm_eval_hook")
     ]
     assert cumulative, "the .pth hook did not run at startup"
-    assert cumulative[0] < 2000  # microseconds
+    # No absolute time bound (a loaded machine makes any threshold flaky): what keeps it cheap is that it imports
+    # nothing but the standard library until lm_eval itself is imported.
     modules = [
         line.split("|")[2].strip()
         for line in done.stderr.splitlines()
@@ -416,7 +418,7 @@ def test_humaneval_refuses_fewshot(tm):
 
     task = tm.load(["original_humaneval"])["tasks"]["original_humaneval"]
     assert fewshot_prompt(task, task.test_docs()[0], shots=0).startswith("from typing import List")
-    with pytest.raises(RephraserError, match="only a test split: few-shot examples would be other test problems"):
+    with pytest.raises(RephraserError, match="only a test split: few-shot examples would be other test items"):
         fewshot_prompt(task, task.test_docs()[0], shots=1)
 
 
@@ -449,7 +451,7 @@ def test_leaking_mmlu_items_are_excluded_by_default_and_counted(tm, data_dir, ca
     import csv
     import logging
 
-    from rephraser.data.leaks import leak_reason
+    from rephraser.benchmarks.mmlu.leaks import leak_reason
 
     announcing = {"abstract_algebra": 15, "high_school_us_history": 12, "sociology": 11}  # the count: 38
     total_flagged = 0

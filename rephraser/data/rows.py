@@ -7,9 +7,9 @@
 
 Row formats, checked in this order (the first whose key is present decides):
   {"messages": [{"role", "content"}, ...]}   chat rows, rendered with the tokenizer's chat template (data/chat.py)
-  {"prompt", "canonical_solution"}   HumanEval
+  a benchmark's own rows            {"prompt", "canonical_solution"} (HumanEval), {"question", "answer"} (GSM-8K:
+                                     the evaluated prompt, solution " <answer>"): rephraser.benchmarks.row_formats
   {"prompt", "completion"}           prompt/completion pairs (e.g. from `rephraser rephrase`)
-  {"question", "answer"}             GSM-8K: prompt "Question: <q>\\nAnswer:", solution " <answer>"
   {"text"}                           one text, empty prompt (the LMSYS rephrased files)
 A bad line (invalid JSON or UTF-8, not an object, a missing or non-string field) raises `InputError`
 naming the file, the 1-based line and the field.
@@ -17,6 +17,7 @@ naming the file, the 1-based line and the field.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import io
@@ -29,7 +30,6 @@ from pathlib import Path
 from rephraser.errors import InputError
 
 ROW_FORMATS = "messages | prompt+canonical_solution | prompt+completion | question+answer | text"
-GSM8K_PROMPT = "Question: {question}\nAnswer:"
 
 
 @dataclass(frozen=True)
@@ -103,12 +103,11 @@ def _row_from(path, line: int, obj: dict) -> Row:
 
     if "messages" in obj:
         return Row(line, "", "", _messages(path, line, obj["messages"]))
-    if "canonical_solution" in obj:
-        return Row(line, get("prompt"), get("canonical_solution"))
+    for key, fields, row in _benchmark_rows():
+        if key in obj:  # the field that identifies a benchmark's format: canonical_solution, question
+            return Row(line, *row({name: get(name) for name in fields}))
     if "completion" in obj:
         return Row(line, get("prompt"), get("completion"))
-    if "question" in obj:
-        return Row(line, GSM8K_PROMPT.format(question=get("question")), " " + get("answer"))
     if "text" in obj:
         return Row(line, "", get("text"))
     if "prompt" in obj:
@@ -119,6 +118,13 @@ def _row_from(path, line: int, obj: dict) -> Row:
 
 
 ROLES = ("system", "user", "assistant", "tool")
+
+
+@functools.cache
+def _benchmark_rows():
+    from rephraser.benchmarks import row_formats
+
+    return row_formats()
 
 
 def _messages(path, line: int, messages) -> tuple:

@@ -41,18 +41,26 @@ OVERFLOW_ACTIONS = ("truncate", "drop", "error")
 class TokenizeConfig:
     """Tokenize a JSONL file of training rows into .tok/.msk/.idx token files."""
 
-    model: str = field(metadata={"help": "model or tokenizer: a local directory or a Hugging Face hub id"})
-    input: str = field(metadata={"flags": ("--in",), "help": "rows to tokenize: .jsonl or .jsonl.gz"})
-    max_seq_len: int = field(default=1536, metadata={"help": "longest sample kept, in tokens (padded width)"})
-    out: str | None = field(default=None, metadata={"help": "output .tok path (default: the input's name with .tok)"})
-    mask_prompt: bool = field(default=False, metadata={"help": "no loss on prompt tokens (the study trained on them)"})
-    partial: bool = field(default=False, metadata={"help": "keep every other prompt token, as the study's --partial"})
-    layout: Literal["padded", "ragged"] = field(default="padded", metadata={"help": "padded = the study's format"})
-    on_overflow: Literal["truncate", "drop", "error"] = field(
-        default="truncate", metadata={"help": "samples longer than --max-seq-len: cut, skip or stop (all counted)"}
-    )
-    batch_size: int = field(default=1000, metadata={"help": "rows encoded per tokenizer call"})
-    debug: bool = field(default=False, metadata={"help": "print the first sample decoded"})
+    model: str
+    """model or tokenizer: a local directory or a Hugging Face hub id"""
+    input: str = field(metadata={"flags": ("--in",)})
+    """rows to tokenize: .jsonl or .jsonl.gz"""
+    max_seq_len: int = 1536
+    """longest sample kept, in tokens (padded width)"""
+    out: str | None = None
+    """output .tok path (default: the input's name with .tok)"""
+    mask_prompt: bool = False
+    """no loss on prompt tokens (the study trained on them)"""
+    partial: bool = False
+    """keep every other prompt token, as the study's --partial"""
+    layout: Literal["padded", "ragged"] = "padded"
+    """padded = the study's format"""
+    on_overflow: Literal["truncate", "drop", "error"] = "truncate"
+    """samples longer than --max-seq-len: cut, skip or stop (all counted)"""
+    batch_size: int = 1000
+    """rows encoded per tokenizer call"""
+    debug: bool = False
+    """print the first sample decoded"""
 
     def __post_init__(self):
         check_positive("max_seq_len", self.max_seq_len, maximum=MAX_SEQ_LEN)

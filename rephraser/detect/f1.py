@@ -20,37 +20,17 @@ import random
 from pathlib import Path
 
 from rephraser.atomic import atomic_write_text
-from rephraser.data import sources
-from rephraser.detect.config import F1_COLUMNS, F1_SUBJECTS, F1Config
+from rephraser.benchmarks import get_benchmark
+from rephraser.detect.config import F1Config
 from rephraser.overlap import OverlapMeter
 
 SWEEP = [round(0.30 + 0.05 * k, 2) for k in range(14)]
 
 
-def column_texts(cfg: F1Config, subject: str | None) -> tuple[list[str], dict[str, list[str]]]:
-    """(originals, {column: texts aligned with them}) for one MMLU subject, or for HumanEval."""
-
-    def lmsys(name: str) -> list[str]:
-        return sources.read_rephrased_texts(sources.lmsys_rephrased(name, data_dir=cfg.data_dir))
-
-    if cfg.benchmark == "mmlu":
-        originals = [r["question"] for r in sources.mmlu_rows(subject, "test", data_dir=cfg.data_dir)]
-        columns = {
-            "test": originals,
-            "rephrased": [
-                t.split("\nAnswer:")[0] for t in lmsys(f"{subject}_test_rephrase_english_filtered_question.jsonl")
-            ],
-            "zh": [t.split("\n答")[0] for t in lmsys(f"{subject}_test_chinese_filtered_question.jsonl")],
-        }
-    else:
-        originals = [p["prompt"] + p["canonical_solution"] for p in sources.humaneval_problems()]
-        columns = {
-            "test": originals,
-            "python": lmsys("humaneval_python.jsonl"),
-            "c": lmsys("humaneval_c.jsonl"),
-            "js": lmsys("humaneval_js.jsonl"),
-        }
-    wanted = [cfg.variant] if cfg.variant else list(F1_COLUMNS[cfg.benchmark])
+def column_texts(cfg: F1Config, bench, subject: str | None) -> tuple[list[str], dict[str, list[str]]]:
+    """(originals, {column: texts aligned with them}) for one subset of the benchmark (an MMLU subject)."""
+    originals, columns = bench.f1_columns(subject)
+    wanted = [cfg.variant] if cfg.variant else list(bench.f1_columns_names)
     return originals, {c: columns[c] for c in wanted}
 
 
@@ -69,7 +49,7 @@ def f1(tp: int, fp: int, fn: int) -> float:
 class PairScorer:
     """Every detector's view of (a, b) pairs, computed once per pair (embeddings batched, judge batched)."""
 
-    def __init__(self, cfg: F1Config):
+    def __init__(self, cfg: F1Config, bench):
         self.cfg = cfg
         self.embedder = self.judge = None
         if {"embedding", "pipeline"} & set(cfg.method):
@@ -79,7 +59,7 @@ class PairScorer:
         if {"llm", "pipeline"} & set(cfg.method):
             from rephraser.detect.judge import make_judge
 
-            kind = cfg.judge_kind or ("crosslingual" if cfg.benchmark == "mmlu" else "code")
+            kind = cfg.judge_kind or bench.f1_judge_kind or bench.kind
             self.judge = make_judge(cfg.judge, cfg.model, cfg.api_base, kind, cfg.concurrency, cfg.timeout_s)
 
     def score(self, pairs: list[tuple[str, str]]) -> dict[str, list]:
@@ -136,12 +116,13 @@ def rows_for(
 
 
 def detect_f1(cfg: F1Config, log=print) -> list[dict]:
-    scorer = PairScorer(cfg)
-    subjects = ([cfg.subject] if cfg.subject else list(F1_SUBJECTS)) if cfg.benchmark == "mmlu" else [None]
+    bench = get_benchmark(cfg.benchmark, data_dir=cfg.data_dir)
+    scorer = PairScorer(cfg, bench)
+    subjects = [cfg.subject] if cfg.subject else list(bench.f1_subsets)
     thresholds = [cfg.threshold] + ([t for t in SWEEP if t != cfg.threshold] if cfg.sweep else [])
     results = []
     for subject in subjects:
-        originals, columns = column_texts(cfg, subject)
+        originals, columns = column_texts(cfg, bench, subject)
         negative = scorer.score([(originals[i], originals[j]) for i, j in negatives(originals, cfg.seed)])
         for column, texts in columns.items():
             kept = [k for k in range(min(cfg.pairs, len(originals))) if texts[k].strip()]
@@ -160,7 +141,9 @@ def detect_f1(cfg: F1Config, log=print) -> list[dict]:
 
 def table(cfg: F1Config, rows: list[dict]) -> str:
     """Methods x columns of F1, as the study's Tables 5-6 (per subject for MMLU)."""
-    columns = [cfg.variant] if cfg.variant else list(F1_COLUMNS[cfg.benchmark])
+    from rephraser.benchmarks import benchmark_class
+
+    columns = [cfg.variant] if cfg.variant else list(benchmark_class(cfg.benchmark).f1_columns_names)
     lines = []
     for subject in sorted({r.get("subject") for r in rows}, key=str):
         lines.append(f"F1 ({cfg.benchmark}{' ' + subject if subject else ''}; f1 / f1 with empty rephrasings as TP)")

@@ -22,21 +22,22 @@ from pathlib import Path
 from tqdm import tqdm
 
 from rephraser.atomic import atomic_write_text
-from rephraser.data.sources import cache_dir
+from rephraser.benchmarks.sources import cache_dir
 from rephraser.detect.config import ScanConfig
 from rephraser.detect.training import TrainingSource
 from rephraser.errors import ConfigError, InputError
 from rephraser.overlap import NgramIndex, OverlapMeter
 
-KIND_BY_BENCHMARK = {"humaneval": "code", "gsm8k": "math", "mmlu": "knowledge"}
 MATCHES_KEPT = 5
 
 
 def detect_scan(cfg: ScanConfig, log=print) -> dict:
-    from rephraser.rephrase.presets import test_items
+    from rephraser.benchmarks import from_settings
 
     start = time.monotonic()
-    items = test_items(cfg.benchmark, cfg.task, cfg.field, cfg.include_path, cfg.subjects, cfg.data_dir)
+    settings = {"subjects": cfg.subjects} if cfg.subjects else {}
+    bench = from_settings(cfg.benchmark, cfg.task, cfg.field, cfg.include_path, data_dir=cfg.data_dir, **settings)
+    items = bench.items()
     tests = [i.text for i in items]
     source = TrainingSource(cfg.train, cfg.train_field, cfg.skip_bad_lines)
     found = first_pass(cfg, tests, source)
@@ -45,7 +46,7 @@ def detect_scan(cfg: ScanConfig, log=print) -> dict:
             cfg.train, f"no training rows (field {cfg.train_field!r}; {len(source.skipped)} bad lines skipped)"
         )
     neighbours = neighbour_table(cfg, tests, source, found)
-    judge_stats = judge_neighbours(cfg, tests, neighbours, found)
+    judge_stats = judge_neighbours(cfg, tests, neighbours, found, bench.judge_kind)
     results = summarise(cfg, items, neighbours, found, source, judge_stats, time.monotonic() - start)
     if cfg.reference:
         results["agreement_with_reference"] = agreement(cfg.reference, items, results["items"])
@@ -144,12 +145,12 @@ def fetch_rows(source, wanted: dict) -> dict:
     return wanted
 
 
-def judge_neighbours(cfg, tests: list[str], table: list[list[dict]], found: dict) -> dict | None:
+def judge_neighbours(cfg, tests: list[str], table: list[list[dict]], found: dict, kind: str) -> dict | None:
     if cfg.method not in ("llm", "pipeline"):
         return None
     from rephraser.detect.judge import make_judge
 
-    kind = cfg.judge_kind or KIND_BY_BENCHMARK.get(cfg.benchmark or "", "knowledge")
+    kind = cfg.judge_kind or kind
     judge = make_judge(cfg.judge, cfg.model, cfg.api_base, kind, cfg.concurrency, cfg.timeout_s)
     pairs = [(tests[t], n["train"]) for t, rows in enumerate(table) for n in rows]
     verdicts = iter(judge.judge_pairs(pairs))

@@ -1,165 +1,161 @@
 """The two parts of each benchmark's test set, and what each condition trains on.
 
-    parts = split(cfg, "gsm8k")          # {"contaminated": [ids], "clean": [ids]}: disjoint, seeded
-    texts = training_texts(cfg, "gsm8k", condition, parts["contaminated"])
-    part_dataset(...)                    # lm-eval custom_dataset: one variant of the benchmark, one part
+    pool = Pool(cfg, spec, conditions)      # the benchmark's eligible items, and every condition's texts for them
+    parts = pool.split()                    # {"contaminated": [ids], "clean": [ids]}: disjoint, seeded, stratified
+    texts = pool.texts(condition, ids)      # the training texts of `ids` (two per item for mix)
 
-Items are identified as `gsm8k/<index>`, `<subject>/<index>` (MMLU, the 3 subjects LMSYS rephrased) and
-`HumanEval/<n>`. Only items that both the original and the rephrased task score are eligible (the rephrased
-tasks skip empty placeholders, invalid programs and MMLU questions that give their answer away), so every item
-of a part is scored in both variants. The parts are the first `contaminated` and the next `clean` items of a
-shuffle of the eligible ids seeded by (seed, benchmark): disjoint by construction. Training texts are the study's
-formats for exactly the contaminated items: the LMSYS rephrased line (GSM-8K `Question: ...\\nAnswer: \\n#### N`,
-HumanEval programs), the original item in the same format, the translation, both (mix), or a file of texts
-aligned with the benchmark (`data:`).
+An item is eligible when both evaluated variants (original, rephrased) score it AND every condition has a usable
+training text for it (an empty placeholder, an empty translation or an empty line of a `data:` file make it
+ineligible for all conditions alike, so the parts stay exchangeable). The parts are the first `contaminated` and
+the next `clean` items of a shuffle of the eligible ids seeded by (seed, benchmark); a benchmark whose tasks are split
+into subsets (MMLU's subjects) is split per subset, sizes allotted in proportion (largest remainder) with at least
+one item of each part per subset, so no subject's task is ever empty. Explicit ids must all resolve and be
+eligible. Training texts are the benchmark's own (rephraser/benchmarks/<name>/): the study's formats.
 """
 
 from __future__ import annotations
 
-import json
+import functools
 import random
-from pathlib import Path
 
-import datasets
-
-from rephraser.data import sources
-from rephraser.data.sources import MMLU_REPHRASED_SUBJECTS
+from rephraser.benchmarks import get_benchmark
+from rephraser.benchmarks.sources import read_rephrased_texts
 from rephraser.errors import ConfigError, InputError
 
-VARIANTS = ("original", "rephrased")
+PARTS = ("contaminated", "clean")
 
 
-def variant_docs(benchmark: str, variant: str, **metadata) -> list[dict]:
-    """The test docs of one variant, each with its `id`, as our lm-eval tasks build them."""
-    from rephraser.tasks import common
-
-    if benchmark == "gsm8k":
-        return [{**d, "id": f"gsm8k/{d['index']}"} for d in common.gsm8k_dataset(variant, **metadata)["test"]]
-    if benchmark == "humaneval":
-        return [{**d, "id": d["task_id"]} for d in common.humaneval_dataset(variant, **metadata)["test"]]
-    docs = []
-    for subject in MMLU_REPHRASED_SUBJECTS:
-        docs += [
-            {**d, "id": f"{subject}/{d['index']}"} for d in common.mmlu_dataset(subject, variant, **metadata)["test"]
+class Pool:
+    def __init__(self, cfg, spec: str, conditions):
+        self.cfg, self.spec = cfg, spec
+        self.bench = get_benchmark(spec, data_dir=cfg.data_dir)
+        self.docs = {variant: {d["id"]: d for d in self.bench.docs(variant)} for variant in ("original", "rephrased")}
+        self.by_kind = {}
+        for condition in conditions:
+            for kind in condition.kinds():
+                key = (kind, condition.language, condition.name if kind == "data" else None)
+                if key not in self.by_kind:
+                    self.by_kind[key] = self._texts(kind, condition)
+        rephrased = self.docs["rephrased"]
+        self.eligible = [
+            i for i in self.docs["original"] if i in rephrased and all(i in t for t in self.by_kind.values())
         ]
-    return docs
 
+    @functools.cached_property
+    def items(self) -> dict:
+        """id -> Item of every test item of the benchmark, in its order."""
+        return {item.id: item for item in self.bench.items()}
 
-def eligible_ids(benchmark: str, data_dir: str | None) -> list[str]:
-    kw = {"data_dir": data_dir} if data_dir else {}
-    original = [d["id"] for d in variant_docs(benchmark, "original", **kw)]
-    rephrased = {d["id"] for d in variant_docs(benchmark, "rephrased", **kw)}
-    return [i for i in original if i in rephrased]
+    def _texts(self, kind: str, condition) -> dict[str, str]:
+        if kind == "data":
+            return self._from_file(condition.data[self.bench.name])
+        if kind not in self.bench.train_kinds:
+            raise ConfigError(f"conditions: {condition.name}: {self.bench.title} has no {kind} training texts")
+        return self.bench.training_texts(kind, condition.language)
 
-
-def split(cfg, benchmark: str) -> dict[str, list[str]]:
-    eligible = eligible_ids(benchmark, cfg.data_dir)
-    if cfg.contaminated_ids is not None or cfg.clean_ids is not None:
-        parts = {
-            "contaminated": [i for i in (cfg.contaminated_ids or []) if i.split("/")[0] in _prefixes(benchmark)],
-            "clean": [i for i in (cfg.clean_ids or []) if i.split("/")[0] in _prefixes(benchmark)],
-        }
-        missing = sorted(set(parts["contaminated"] + parts["clean"]) - set(eligible))
-        if missing:
-            raise ConfigError(
-                f"contaminated_ids / clean_ids: not usable {benchmark} items (absent from one variant): {missing[:5]}"
+    def _from_file(self, path: str) -> dict[str, str]:
+        """A file of training texts aligned by index with the benchmark's items: exactly one line per item."""
+        items = list(self.items.values())
+        texts = read_rephrased_texts(path)
+        if len(texts) != len(items):
+            raise InputError(
+                path,
+                f"{len(texts)} lines, but {self.bench.title} has {len(items)} items: a data file is aligned with the "
+                "benchmark by line (one extra line would shift every text onto another item)",
             )
+        return {item.id: text for item, text in zip(items, texts) if text.strip()}
+
+    # ------------------------------------------------------------------ parts
+    def split(self) -> dict[str, list[str]]:
+        if self.cfg.explicit_parts():
+            return self._explicit()
+        wanted = self.cfg.contaminated + self.cfg.clean
+        if wanted > len(self.eligible):
+            raise ConfigError(
+                f"contaminated + clean = {wanted} items, but {self.spec} has only {len(self.eligible)} that both its "
+                "original and its rephrased task score and every condition can train on"
+            )
+        subsets = {}
+        for i in self.eligible:
+            subsets.setdefault(self.bench.subset_of(i), []).append(i)
+        if len(subsets) == 1:  # one task: one shuffle of every eligible id
+            order = sorted(self.eligible)
+            random.Random(f"{self.cfg.seed}-{self.bench.name}").shuffle(order)
+            return {"contaminated": order[: self.cfg.contaminated], "clean": order[self.cfg.contaminated : wanted]}
+        return self._stratified(subsets)
+
+    def _stratified(self, subsets: dict) -> dict[str, list[str]]:
+        if min(self.cfg.contaminated, self.cfg.clean) < len(subsets):
+            raise ConfigError(
+                f"contaminated / clean: {self.spec} is scored per subset "
+                f"({len(subsets)}: {sorted(subsets)}); each part "
+                f"needs at least one item of each, so at least {len(subsets)} items per part"
+            )
+        names = sorted(subsets)
+        orders = {s: sorted(subsets[s]) for s in names}
+        for s in names:
+            random.Random(f"{self.cfg.seed}-{self.bench.name}-{s}").shuffle(orders[s])
+        counts = {part: _allot(getattr(self.cfg, part), {s: len(orders[s]) for s in names}) for part in PARTS}
+        parts = {part: [] for part in PARTS}
+        for s in names:
+            c, k = counts["contaminated"][s], counts["clean"][s]
+            if c + k > len(orders[s]):
+                raise ConfigError(f"contaminated + clean: subset {s} of {self.spec} has only {len(orders[s])} items")
+            parts["contaminated"] += orders[s][:c]
+            parts["clean"] += orders[s][c : c + k]
         return parts
-    wanted = cfg.contaminated + cfg.clean
-    if wanted > len(eligible):
-        raise ConfigError(
-            f"contaminated + clean = {wanted} items, but {benchmark} has only {len(eligible)} that both its "
-            "original and its rephrased task score"
-        )
-    order = sorted(eligible)
-    random.Random(f"{cfg.seed}-{benchmark}").shuffle(order)
-    return {"contaminated": order[: cfg.contaminated], "clean": order[cfg.contaminated : wanted]}
 
+    def _explicit(self) -> dict[str, list[str]]:
+        parts = {part: [i for i in getattr(self.cfg, f"{part}_ids") if i in self.items] for part in PARTS}
+        for part in PARTS:
+            if not parts[part]:
+                raise ConfigError(f"{part}_ids: none is a {self.bench.title} item: each benchmark needs both parts")
+        not_eligible = [i for part in PARTS for i in parts[part] if i not in set(self.eligible)]
+        if not_eligible:
+            raise ConfigError(
+                f"contaminated_ids / clean_ids: {not_eligible[:5]} are "
+                f"not usable {self.bench.title} items (absent from "
+                "one variant, or without a training text for one condition)"
+            )
+        subsets = {self.bench.subset_of(i) for part in PARTS for i in parts[part]}
+        for part in PARTS:
+            missing = sorted(subsets - {self.bench.subset_of(i) for i in parts[part]}, key=str)
+            if missing:
+                raise ConfigError(
+                    f"{part}_ids: no item of subset(s) {missing} of {self.bench.title}: its task would be empty"
+                )
+        return parts
 
-def _prefixes(benchmark: str) -> tuple[str, ...]:
-    return {"gsm8k": ("gsm8k",), "humaneval": ("HumanEval",), "mmlu": MMLU_REPHRASED_SUBJECTS}[benchmark]
+    def check_recorded(self, parts: dict, where) -> None:
+        """The parts an earlier run recorded must still be eligible items (else the models trained on them are
+        reported against other data)."""
+        gone = [i for part in PARTS for i in parts.get(part, []) if i not in set(self.eligible)]
+        if gone or not all(parts.get(part) for part in PARTS):
+            raise ConfigError(
+                f"{where}: the recorded {self.spec} parts no longer "
+                f"match the data: {len(gone)} recorded item(s) are not "
+                f"eligible now ({gone[:5]}); the data changed (another data_dir or REPHRASER_DATA_DIR, updated files). "
+                "Rerun with the data it was made with, or use another out"
+            )
 
-
-def _mmlu_text(question: str, choices: list[str], answer: int) -> str:
-    options = "".join(f"\n{letter}. {choice}" for letter, choice in zip("ABCD", choices))
-    return f"{question.strip()}{options}\nAnswer: {'ABCD'[answer]}"
-
-
-def training_texts(cfg, benchmark: str, condition, ids: list[str]) -> list[str]:
-    """The texts a condition trains on: one (two for mix) per contaminated item, in the part's order."""
-    if condition.train_on == "none" or not ids:
-        return []
-    if condition.data:
-        return _from_file(condition.data, benchmark, ids)
-    kw = {"data_dir": cfg.data_dir} if cfg.data_dir else {}
-    kinds = ("rephrased", "original") if condition.train_on == "mix" else (condition.train_on,)
-    texts = []
-    for kind in kinds:
-        by_id = _texts_by_id(benchmark, kind, condition.language, cfg.data_dir, kw)
-        texts += [by_id[i] for i in ids]
-    return texts
-
-
-def _texts_by_id(benchmark: str, kind: str, language: str | None, data_dir, kw) -> dict[str, str]:
-    if kind == "translated":
-        return _translated(benchmark, language, data_dir)
-    docs = {d["id"]: d for d in variant_docs(benchmark, kind, **kw)}
-    if benchmark == "gsm8k":
-        if kind == "rephrased":  # the LMSYS line itself: the study's training text
-            path = sources.lmsys_rephrased("rephrase_gsm8k.jsonl", data_dir=data_dir)
-            lines = sources.read_rephrased_texts(path)
-            return {i: lines[int(i.split("/")[1])] for i in docs}
-        return {i: f"Question: {d['question']}\nAnswer: \n#### {d['gold']}" for i, d in docs.items()}
-    if benchmark == "humaneval":
-        return {i: d["prompt"] + d["gold"] for i, d in docs.items()}
-    return {i: _mmlu_text(d["question"], d["choices"], d["answer"]) for i, d in docs.items()}
-
-
-def _translated(benchmark: str, language: str | None, data_dir) -> dict[str, str]:
-    if benchmark == "mmlu":
-        out = {}
-        for subject in MMLU_REPHRASED_SUBJECTS:
-            path = sources.lmsys_rephrased(f"{subject}_test_chinese.jsonl", data_dir=data_dir)
-            out.update({f"{subject}/{k}": t for k, t in enumerate(sources.read_rephrased_texts(path))})
+    # ------------------------------------------------------------------ texts
+    def texts(self, condition, ids: list[str]) -> list[tuple[str, str]]:
+        """(id, training text) of a condition for `ids`, one per item and kind, in the part's order."""
+        out = []
+        for kind in condition.kinds():
+            by_id = self.by_kind[(kind, condition.language, condition.name if kind == "data" else None)]
+            out += [(i, by_id[i]) for i in ids]
         return out
-    if benchmark == "humaneval":
-        language = language or "c"
-        if language not in ("c", "js"):
-            raise ConfigError(f"conditions: language {language!r}: the LMSYS HumanEval translations are c and js")
-        problems = sources.humaneval_problems()
-        lines = sources.read_rephrased_texts(sources.lmsys_rephrased(f"humaneval_{language}.jsonl", data_dir=data_dir))
-        return {p["task_id"]: t for p, t in zip(problems, lines)}
-    raise ConfigError(
-        "conditions: no translated GSM-8K exists; make one with `rephraser rephrase --benchmark gsm8k "
-        "--translate LANG` and give its train.jsonl as the condition's data"
-    )
 
 
-def _from_file(path: str, benchmark: str, ids: list[str]) -> list[str]:
-    if benchmark == "mmlu":
-        raise ConfigError("conditions: data files are aligned by index: use them with gsm8k or humaneval")
-    texts = sources.read_rephrased_texts(path)
-    out = []
-    for i in ids:
-        k = int(i.split("/")[1])
-        if k >= len(texts) or not texts[k].strip():
-            raise InputError(path, f"no training text for {i} (line {k + 1})")
-        out.append(texts[k])
-    return out
-
-
-def part_dataset(benchmark: str, variant: str, part: str, part_file: str, subject: str | None = None, **metadata):
-    """lm-eval custom_dataset: one variant of a benchmark restricted to one part (for MMLU, to one subject)."""
-    from rephraser.tasks import common
-
-    ids = set(json.loads(Path(part_file).read_text())[benchmark][part])
-    keep = {k: v for k, v in metadata.items() if k in ("data_dir", "gsm8k_path", "gsm8k_train_path", "mmlu_dir")}
-    if benchmark == "gsm8k":
-        full, key = common.gsm8k_dataset(variant, **keep), lambda d: f"gsm8k/{d['index']}"
-    elif benchmark == "humaneval":
-        full, key = common.humaneval_dataset(variant, **keep), lambda d: d["task_id"]
-    else:
-        full, key = common.mmlu_dataset(subject, variant, **keep), lambda d: f"{subject}/{d['index']}"
-    splits = {name: rows for name, rows in full.items()}
-    splits["test"] = full["test"].filter(lambda d: key(d) in ids)
-    return datasets.DatasetDict(splits)
+def _allot(total: int, sizes: dict[str, int]) -> dict[str, int]:
+    """`total` spread over the subsets in proportion to their sizes (largest remainder), at least one each."""
+    names = sorted(sizes)
+    rest = total - len(names)
+    whole = sum(sizes.values())
+    shares = {s: rest * sizes[s] / whole for s in names}
+    counts = {s: 1 + int(shares[s]) for s in names}
+    left = total - sum(counts.values())
+    for s in sorted(names, key=lambda s: (-(shares[s] - int(shares[s])), s))[:left]:
+        counts[s] += 1
+    return counts

@@ -57,23 +57,34 @@ def effect_table(effects: list[dict]) -> list[str]:
 def overlap_table(overlap: dict) -> list[str]:
     lines = [
         "",
-        "| benchmark | condition | training texts | longest shared run (max / median words) | 10-gram flags "
-        "(contaminated / clean) | 13-gram flags | embedding flags |",
-        "|---|---|---:|---|---|---|---|",
+        "| benchmark | condition | measured on | training texts | longest shared run (max / median words) "
+        "| 10-gram flags (contaminated / clean) | 13-gram flags | embedding flags (cosine >= threshold) |",
+        "|---|---|---|---:|---|---|---|---|",
     ]
     for benchmark, rows in overlap.items():
         for r in rows:
             emb = (
-                f"{r['embedding_contaminated']}/{r['contaminated']}, {r['embedding_clean']}/{r['clean']}"
+                f"{r['embedding_contaminated']}/{r['contaminated']}, {r['embedding_clean']}/{r['clean']} "
+                f"(>= {r['embedding_threshold']})"
                 if "embedding_contaminated" in r
                 else "-"
             )
             lines.append(
-                f"| {benchmark} | {r['condition']} | {r['training_texts']} "
+                f"| {benchmark} | {r['condition']} | {r.get('measured_on', 'item text')} | {r['training_texts']} "
                 f"| {r['longest_run_max']} / {r['longest_run_median']} | "
                 f"{r['ngram10_contaminated']}/{r['contaminated']}, {r['ngram10_clean']}/{r['clean']} | "
                 f"{r['ngram13_contaminated']}/{r['contaminated']}, {r['ngram13_clean']}/{r['clean']} | {emb} |"
             )
+    return lines
+
+
+def truncation_lines(truncation: dict) -> list[str]:
+    cut = {name: t for name, t in truncation.items() if t["samples"]}
+    if not cut:
+        return ["", "Training truncated nothing: every training text fit in max_seq_len."]
+    lines = ["", "**Training truncated texts to max_seq_len** (what was cut was never trained on, e.g. a `#### N` "
+             "answer at the end):", ""]  # fmt: skip
+    lines += [f"- {name}: {t['samples']} text(s), {t['tokens']} tokens cut" for name, t in cut.items()]
     return lines
 
 
@@ -136,7 +147,8 @@ def charts(folder: Path, rows: list[dict], effects: list[dict], overlap: dict) -
         fig.savefig(folder / "effect.png", dpi=110)
         plt.close(fig)
         names.append("effect.png")
-    runs = [(f"{b} / {r['condition']}", r["runs"]) for b, rs in overlap.items() for r in rs]
+    runs = [(f"{b} / {r['condition']}", r["runs"]) for b, rs in overlap.items() for r in rs
+            if r.get("measured_on", "item text") == "item text"]  # fmt: skip
     if runs:
         fig, ax = plt.subplots(figsize=(8, 3.5))
         ax.hist([r for _, r in runs], bins=range(0, max(max(r) for _, r in runs) + 3), label=[n for n, _ in runs])
@@ -152,14 +164,30 @@ def charts(folder: Path, rows: list[dict], effects: list[dict], overlap: dict) -
     return names
 
 
-def write_report(folder: Path, cfg, rows, effects, overlap, steps: dict, versions: dict, seconds: float) -> Path:
+def _parts_sentence(cfg, rows: list[dict]) -> str:
+    sizes = {(r["benchmark"], r["part"]): r["n"] for r in rows if r["model"] == "base" and r["variant"] == "original"}
+    listed = ", ".join(
+        f"{b}: {sizes[b, 'contaminated']} contaminated items (trained on) and {sizes[b, 'clean']} clean items (never "
+        "trained on)"
+        for b in dict.fromkeys(b for b, _ in sizes)
+    )
+    how = (
+        "given explicitly (contaminated_ids, clean_ids)"
+        if cfg.explicit_parts()
+        else f"chosen by a shuffle seeded with {cfg.seed}"
+    )
+    return f"{listed}, {how}."
+
+
+def write_report(
+    folder: Path, cfg, rows, effects, overlap, truncation, steps: dict, versions: dict, seconds: float
+) -> Path:
     images = charts(folder, rows, effects, overlap)
     lines = [
         f"# Contamination experiment: {cfg.name}",
         "",
-        f"Base model `{cfg.model}`; benchmarks {', '.join(cfg.benchmarks)}; per benchmark {cfg.contaminated} "
-        f"contaminated items (trained on) and {cfg.clean} clean items (never trained on), chosen by a shuffle seeded "
-        f"with {cfg.seed}. Each model is scored on both parts, on the original and on the rephrased test items, by "
+        f"Base model `{cfg.model}`; benchmarks {', '.join(cfg.benchmarks)}; {_parts_sentence(cfg, rows)} "
+        "Each model is scored on both parts, on the original and on the rephrased test items, by "
         f"lm-eval (`{cfg.eval_backend}`). Scores with 95 % Wilson "
         "intervals; every number is read from lm-eval's result "
         "files and traced to its per-item samples (items.jsonl).",
@@ -186,6 +214,7 @@ def write_report(folder: Path, cfg, rows, effects, overlap, steps: dict, version
         "Overlap between each condition's training texts and the "
         "test items (rephraser.overlap, lm-eval's normalisation).",
         *overlap_table(overlap),
+        *truncation_lines(truncation),
     ]
     if cfg.published:
         lines += [

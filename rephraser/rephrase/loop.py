@@ -58,7 +58,11 @@ def finish_items(items, preset, backend, cfg, store, log=print) -> None:
                 p.messages = prompts.retry_messages(p.messages, reply.text, prompts.overlap_feedback(run.words, shared))
                 continue
             candidates.append((p, reply.text, text, entry))
-        reasons = preset.check([c[0].item for c in candidates], [c[2] for c in candidates]) if candidates else []
+        reasons = (
+            preset.check([c[0].item for c in candidates], [c[2] for c in candidates], cfg.translate)
+            if candidates
+            else []
+        )
         decided = set()
         for (p, raw, text, entry), reason in zip(candidates, reasons):
             if reason:

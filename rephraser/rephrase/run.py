@@ -25,7 +25,6 @@ from rephraser.errors import InputError
 from rephraser.rephrase.backends import make_backend
 from rephraser.rephrase.config import RephraseConfig
 from rephraser.rephrase.loop import finish_items
-from rephraser.rephrase.presets import PRESETS
 from rephraser.rephrase.store import Store
 
 __all__ = ["RephraseConfig", "rephrase"]
@@ -33,15 +32,10 @@ __all__ = ["RephraseConfig", "rephrase"]
 
 def rephrase(cfg: RephraseConfig, log=print) -> dict:
     start = time.monotonic()
-    if cfg.task:
-        from rephraser.rephrase.lmtask import TaskPreset
-
-        preset = TaskPreset(cfg)
-    else:
-        preset = PRESETS[cfg.benchmark](cfg)
+    preset = benchmark_of(cfg)  # the benchmark (or lm-eval task) knows what to rephrase and how to check it
     store, created = None, not Path(cfg.out).exists()
     try:
-        every_item = preset.load()
+        every_item = preset.items()
         items = every_item[: cfg.limit]
         if not items:
             raise InputError(cfg.task or cfg.benchmark, "no items to rephrase")
@@ -54,10 +48,10 @@ def rephrase(cfg: RephraseConfig, log=print) -> dict:
             finish_items(todo, preset, backend, cfg, store, log)
         records = [store.done[i.index] for i in items]
         accepted = {r["index"]: r["rephrased"] for r in records if r["status"] == "accepted"}
-        train = [preset.training_text(i, accepted[i.index]) if i.index in accepted else "" for i in items]
+        train = [preset.rephrased_training_text(i, accepted[i.index]) if i.index in accepted else "" for i in items]
         task_dir = Path(cfg.out) / "task"
         task_dir.mkdir(parents=True, exist_ok=True)
-        commands = preset.write_task(task_dir, every_item, accepted)  # aligned with the whole original
+        commands = preset.write_twin(task_dir, every_item, accepted, cfg.translate)  # aligned with the whole original
         report = build_report(records, cfg, backend, time.monotonic() - start, commands)
         store.publish(records, train, report)
         log(summary(report))
@@ -72,6 +66,27 @@ def rephrase(cfg: RephraseConfig, log=print) -> dict:
         preset.close()
         if store is not None:
             store.close()
+
+
+def benchmark_of(cfg: RephraseConfig):
+    from rephraser.benchmarks import from_settings
+
+    judge = None
+    if cfg.check_judge:
+        from rephraser.detect.judge import make_judge
+
+        judge = make_judge(
+            cfg.check_judge,
+            cfg.check_model or cfg.model,
+            cfg.check_api_base or cfg.api_base,
+            "crosslingual" if cfg.translate else "knowledge",
+            cfg.concurrency,
+            cfg.timeout_s,
+        )
+    settings = {"subjects": cfg.subjects} if cfg.subjects else {}
+    return from_settings(
+        cfg.benchmark, cfg.task, cfg.field, cfg.include_path, judge=judge, data_dir=cfg.data_dir, **settings
+    )
 
 
 def build_report(records: list[dict], cfg, backend, seconds: float, commands: list[str]) -> dict:
