@@ -38,13 +38,16 @@ from pathlib import Path
 
 from rephraser.config import check_choice, check_positive
 from rephraser.errors import ConfigError, RephraserError
+from rephraser.sandbox.bootstrap import PASS_LINE
 from rephraser.sandbox.isolation import (
     ISOLATIONS,
     WEAKER,
     SandboxUnavailable,
+    bootstrap_drops_uid,
     check_available,
     launch_command,
     scrubbed_env,
+    seccomp_program,
     site_packages,
     switches_uid,
 )
@@ -246,24 +249,29 @@ def _execute(program: Program, config: SandboxConfig, work: Path, private: Path,
     nonce = secrets.token_hex(16)
     paths = {name: private / name for name in ("stdout", "stderr", "result")}
     files = {name: open(path, "wb") for name, path in paths.items()}
+    seccomp_fd = _seccomp_pipe() if config.isolation == "namespaces" else None
     start = time.monotonic()
     try:
         fd = files["result"].fileno()
-        command = launch_command(work / "program.py", uid, config.isolation, config.disk_mb * 1024 * 1024, fd)
+        disk = config.disk_mb * 1024 * 1024
+        command = launch_command(work / "program.py", uid, config.isolation, disk, fd, seccomp_fd)
         proc = subprocess.Popen(
             command,
             cwd=work,
             stdin=subprocess.PIPE,
             stdout=files["stdout"],
             stderr=files["stderr"],
-            pass_fds=(fd,),
+            pass_fds=(fd,) if seccomp_fd is None else (fd, seccomp_fd),
             start_new_session=True,
             env={} if config.isolation == "namespaces" else scrubbed_env(str(work)),
         )  # bwrap sets its own
     finally:
         for fh in files.values():
             fh.close()
-    timed_out = _wait(proc, nonce, config, start)
+        if seccomp_fd is not None:
+            os.close(seccomp_fd)
+    bootstrap_uid = uid if bootstrap_drops_uid(config.isolation) else None
+    timed_out = _wait(proc, {"nonce": nonce, "uid": bootstrap_uid}, config, start)
     seconds = time.monotonic() - start
     result_text = _read_capped(paths["result"], 4096)
     out, err = _read_capped(paths["stdout"], config.output_bytes), _read_capped(paths["stderr"], config.output_bytes)
@@ -271,9 +279,19 @@ def _execute(program: Program, config: SandboxConfig, work: Path, private: Path,
     return Result(program.task_id, outcome, detail, out, err, seconds)
 
 
-def _wait(proc: subprocess.Popen, nonce: str, config: SandboxConfig, start: float) -> bool:
+def _seccomp_pipe() -> int:
+    """The read end of a pipe holding the whole filter: bubblewrap reads it to the end, then closes it."""
+    read, write = os.pipe()
+    try:
+        os.write(write, seccomp_program())  # a few hundred bytes: far below a pipe's buffer
+    finally:
+        os.close(write)
+    return read
+
+
+def _wait(proc: subprocess.Popen, per_run: dict, config: SandboxConfig, start: float) -> bool:
     """Send the spec, wait up to the wall limit, then kill the whole process group. True if killed."""
-    spec = {"nonce": nonce, "limits": config.rlimits(), "site_packages": site_packages()}
+    spec = {**per_run, "limits": config.rlimits(), "site_packages": site_packages(), "pass_line": PASS_LINE}
     try:
         proc.stdin.write((json.dumps(spec) + "\n").encode())
         proc.stdin.close()
