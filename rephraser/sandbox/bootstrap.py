@@ -39,8 +39,10 @@ What this does not stop, stated plainly:
 - Native code. Anything that reads or writes this process's memory by address can do what the bootstrap does:
   numpy's `__array_interface__` with an integer data address (numpy is allowed), hand-built bytecode
   (`code.replace`, which asyncio needs, and `marshal.loads`, which every .pyc import uses, so neither can be
-  refused; CPython does not check bytecode), a CPython memory-safety bug. No design inside the program's own
-  process keeps a secret from such code; the namespaces, uid and limits, not the verdict, contain it.
+  refused; CPython does not check bytecode), an extension module the program writes and loads itself (a copy of
+  _ctypes with its init symbol renamed, or one built with a compiler the host has), a CPython memory-safety bug.
+  No design inside the program's own process keeps a secret from such code; the namespaces, uid and limits, not
+  the verdict, contain it.
 - No uid drop by the bootstrap (not root, or the rlimits mode, where setpriv drops it before Python starts): the
   process stays dumpable, so a program can read its own memory through /proc/self/mem or from a child process.
   Run the sandbox as root in the namespaces mode where the verdict must hold against such code.
