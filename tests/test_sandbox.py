@@ -51,11 +51,13 @@ def planted():
 
 @pytest.fixture
 def unix_sockets():
-    """Listening host Unix sockets that every uid may connect to, outside the sandbox: under /run, in a directory
-    the sandbox sees read-only (/var/tmp), a datagram one there, and an abstract one. -> (paths, sockets)"""
-    if not os.access("/run", os.W_OK):
-        pytest.skip("a listening socket under /run needs root")
-    folders = [Path(tempfile.mkdtemp(dir=d, prefix="rephraser-test-")) for d in ("/run", "/var/tmp")]
+    """Listening host Unix sockets that every uid may connect to, outside the sandbox: under /run (a user's own
+    /run/user/UID when not root), in a directory the sandbox sees read-only (/var/tmp), a datagram one there, and
+    an abstract one. -> (paths, sockets)"""
+    run = next((d for d in ("/run", f"/run/user/{os.getuid()}") if os.access(d, os.W_OK)), None)
+    if run is None:
+        pytest.skip("no writable directory under /run for a listening socket")
+    folders = [Path(tempfile.mkdtemp(dir=d, prefix="rephraser-test-")) for d in (run, "/var/tmp")]
     paths = {"run": f"{folders[0]}/sock", "elsewhere": f"{folders[1]}/sock", "datagram": f"{folders[1]}/dgram"}
     paths["abstract"] = f"\0rephraser-test-{os.getpid()}-{folders[0].name}"
     sockets = {}

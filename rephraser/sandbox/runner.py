@@ -5,10 +5,11 @@
     results[0].outcome  # "passed" | "failed" | "timeout" | "crashed" | "error"
 
 Nothing runs without consent=True (lm-eval's --confirm_run_unsafe_code, or the caller's explicit flag).
-Each program gets: a private, size-limited work dir as cwd, stdin from /dev/null, a scrubbed environment,
-hard limits (CPU seconds, address space, file size, open files, processes, no core dumps), stdout/stderr
-into files capped by the file-size limit and truncated on read, its own session and process group killed
-whole on timeout, and (as root) its own uid per worker slot, whose leftover processes are swept after every run.
+Each program gets: a private, size-limited work dir as cwd, stdin from /dev/null, a scrubbed environment, no
+Unix sockets (isolation.py), hard limits (CPU seconds, address space, file size, open files, processes, no core
+dumps), stdout/stderr into files capped by the file-size limit and truncated on read, its own session and
+process group killed whole on timeout, and (as root) its own uid per worker slot, whose leftover processes are
+swept after every run. Only the bootstrap's guard can write the pass line (bootstrap.py).
 Slot uids are claimed machine-wide (uids.py): concurrent sandboxes never share one, so one's sweep cannot
 kill another's program.
 
@@ -249,9 +250,10 @@ def _execute(program: Program, config: SandboxConfig, work: Path, private: Path,
     nonce = secrets.token_hex(16)
     paths = {name: private / name for name in ("stdout", "stderr", "result")}
     files = {name: open(path, "wb") for name, path in paths.items()}
-    seccomp_fd = _seccomp_pipe() if config.isolation == "namespaces" else None
+    seccomp_fd = None
     start = time.monotonic()
     try:
+        seccomp_fd = _seccomp_pipe() if config.isolation == "namespaces" else None
         fd = files["result"].fileno()
         disk = config.disk_mb * 1024 * 1024
         command = launch_command(work / "program.py", uid, config.isolation, disk, fd, seccomp_fd)
