@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from sandbox_attacks import canaries, forgers, socket_attacks
 
 from rephraser.sandbox import (
     ExecutionNotAllowed,
@@ -46,6 +47,42 @@ def planted():
     path.chmod(0o644)
     yield path
     shutil.rmtree(folder)
+
+
+@pytest.fixture
+def unix_sockets():
+    """Listening host Unix sockets that every uid may connect to, outside the sandbox: under /run (a user's own
+    /run/user/UID when not root), in a directory the sandbox sees read-only (/var/tmp), a datagram one there, and
+    an abstract one. -> (paths, sockets)"""
+    run = next((d for d in ("/run", f"/run/user/{os.getuid()}") if os.access(d, os.W_OK)), None)
+    if run is None:
+        pytest.skip("no writable directory under /run for a listening socket")
+    folders = [Path(tempfile.mkdtemp(dir=d, prefix="rephraser-test-")) for d in (run, "/var/tmp")]
+    paths = {"run": f"{folders[0]}/sock", "elsewhere": f"{folders[1]}/sock", "datagram": f"{folders[1]}/dgram"}
+    paths["abstract"] = f"\0rephraser-test-{os.getpid()}-{folders[0].name}"
+    sockets = {}
+    for name, path in paths.items():
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM if name == "datagram" else socket.SOCK_STREAM)
+        sock.bind(path)
+        if name != "datagram":
+            sock.listen(8)
+        sock.settimeout(0.2)
+        sockets[name] = sock
+        if not path.startswith("\0"):
+            os.chmod(path, 0o777)
+    for folder in folders:
+        folder.chmod(0o755)
+    yield paths, sockets
+    for sock in sockets.values():
+        sock.close()
+    for folder in folders:
+        shutil.rmtree(folder)
+
+
+def assert_nothing_reached(sockets: dict) -> None:
+    for name, sock in sockets.items():
+        with pytest.raises(socket.timeout):
+            sock.recv(16) if name == "datagram" else sock.accept()
 
 
 @pytest.fixture
@@ -131,11 +168,13 @@ def attacks(planted: Path, port: int, secret_name: str) -> dict[str, tuple[str, 
     }
 
 
-def test_hostile_programs(planted, listener, monkeypatch):
+def test_hostile_programs(planted, listener, unix_sockets, monkeypatch):
+    """One batch: the classic attacks, the verdict forgers (item 14), host Unix sockets (item 15), canaries."""
     secret = "REPHRASER_TEST_SECRET"
     monkeypatch.setenv(secret, "s3cr3t-value")
+    paths, sockets = unix_sockets
     cases = attacks(planted, listener.getsockname()[1], secret)
-    cases["canary 2"] = cases["canary"]
+    cases = {**cases, **forgers(), **socket_attacks(paths), **canaries(), "canary 2": cases["canary"]}
     with Sandbox(config(), consent=True) as box:
         results = box.run([Program(name, source) for name, (source, _) in cases.items()])
         assert sorted(p.name for p in box.root.iterdir()) == []  # work dirs removed
@@ -145,6 +184,7 @@ def test_hostile_programs(planted, listener, monkeypatch):
     assert planted.read_text() == "original"
     with pytest.raises(socket.timeout):
         listener.accept()
+    assert_nothing_reached(sockets)
     assert not leftover()
     flood = next(r for r in results if r.task_id == "stdout flood")
     assert len(flood.stdout) <= SandboxConfig().output_bytes + 100 and flood.stdout.endswith("[... output truncated]")
@@ -171,7 +211,7 @@ def test_verdicts_do_not_depend_on_the_number_of_workers():
     programs += [
         Program("loop", "while True: pass"),
         Program("exit", "import os; os._exit(0)"),
-        Program("seg", "import ctypes; ctypes.string_at(0)"),
+        Program("seg", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)"),  # ctypes is refused
     ]
     outcomes = []
     for workers in (1, 3):
@@ -266,6 +306,95 @@ def test_fails_closed_when_isolation_is_missing(monkeypatch, tmp_path):
             Sandbox(config(), consent=True)
     finally:
         check_available.cache_clear()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="slot uids are switched only as root")
+def test_host_unix_sockets_are_open_to_the_slot_uid_outside_the_sandbox(unix_sockets):
+    """The control for item 15: the sockets the sandbox must keep out of reach do accept the slot uid's
+    connection when no sandbox is in the way."""
+    paths, sockets = unix_sockets
+    user = [f"--reuid={BASE_UID}", f"--regid={BASE_UID}", "--clear-groups"]
+    connect = "import socket, sys\nfor p in sys.argv[1:]:\n    socket.socket(socket.AF_UNIX).connect(p)\n"
+    done = subprocess.run(
+        ["setpriv", *user, _python_for(BASE_UID), "-c", connect, paths["run"], paths["elsewhere"]],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    for name in ("run", "elsewhere"):
+        sockets[name].accept()[0].close()
+
+
+UNPRIVILEGED_DRIVER = """
+import socket, sys
+from rephraser.sandbox import Program, Sandbox, SandboxConfig
+for path in sys.argv[1:]:
+    socket.socket(socket.AF_UNIX).connect(path)  # the control: this user may connect, outside the sandbox
+with Sandbox(SandboxConfig(workers=1, timeout_s=10), consent=True) as box:
+    program = "import socket\\nsocket.socket(socket.AF_UNIX).connect(%r)\\n"
+    for result in box.run([Program(path, program % path) for path in sys.argv[1:]]):
+        print(result.outcome, result.detail)
+"""
+
+
+def _python_for(uid: int) -> str:
+    """An interpreter that `uid` can run in full: this one if it can (its home may be closed to others)."""
+    probe = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", sys.executable, "-c"]
+    seen = subprocess.run([*probe, "import sys; print(sys.version)"], capture_output=True, text=True)
+    if seen.stdout.strip() == sys.version:
+        return sys.executable
+    if Path("/usr/bin/python3").exists():
+        return "/usr/bin/python3"
+    pytest.skip("no interpreter that uid 65534 can run")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to become an unprivileged user")
+def test_host_unix_sockets_are_unreachable_as_an_unprivileged_user(unix_sockets):
+    """Item 15 as a user who is not root: bubblewrap in its own user namespace, no uid drop; same filter, same /run."""
+    paths, sockets = unix_sockets
+    targets = [paths["run"], paths["elsewhere"]]
+    command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", _python_for(65534), "-c"]
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "HOME": "/nonexistent"}
+    done = subprocess.run(
+        [*command, UNPRIVILEGED_DRIVER, *targets], capture_output=True, text=True, cwd="/tmp", env=env, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert [line.split()[0] for line in done.stdout.splitlines()] == ["failed", "failed"], done.stdout
+    for name in ("run", "elsewhere"):
+        sockets[name].accept()[0].close()  # the control connection, made outside the sandbox
+    assert_nothing_reached({name: sockets[name] for name in ("run", "elsewhere")})
+
+
+def test_an_unknown_architecture_fails_closed(monkeypatch):
+    import rephraser.sandbox.isolation as isolation
+    import rephraser.sandbox.seccomp as seccomp
+
+    monkeypatch.setattr(seccomp.platform, "machine", lambda: "riscv64")
+    check_available.cache_clear()
+    isolation.seccomp_program.cache_clear()
+    try:
+        with pytest.raises(SandboxUnavailable, match="no seccomp filter for 'riscv64'.*isolation='rlimits'"):
+            Sandbox(config(), consent=True)
+    finally:
+        check_available.cache_clear()
+        isolation.seccomp_program.cache_clear()
+
+
+def test_the_guard_uses_no_name_a_program_could_rebind():
+    """The guard's code reads only its arguments and closure (no globals or builtins, which a program can
+    replace), and nothing else shares its closure cells (which a program could rewrite through __closure__)."""
+    import dis
+
+    from rephraser.sandbox.bootstrap import GUARD
+
+    make = next(c for c in compile(GUARD, "<guard>", "exec").co_consts if hasattr(c, "co_code"))
+    nested = [c for c in make.co_consts if hasattr(c, "co_code")]
+    assert [c.co_name for c in nested] == ["hook"]
+    instructions = [(i.opname, i.argval) for i in dis.get_instructions(nested[0])]
+    assert not {op for op, _ in instructions} & {"LOAD_GLOBAL", "LOAD_NAME", "STORE_GLOBAL", "IMPORT_NAME"}
+    assert {name for op, name in instructions if op in ("LOAD_ATTR", "LOAD_METHOD")} == {"f_lineno"}
 
 
 def test_weaker_rlimits_mode_still_contains_files_and_processes(planted):

@@ -4,7 +4,8 @@
     with Sandbox(SandboxConfig(workers=4), consent=True) as box:
         results = box.run([humaneval_program(problem, completion) for problem, completion in pairs])
 
-See runner.py (limits, outcomes, pool) and isolation.py (bubblewrap namespaces, uid drop, environment).
+See runner.py (limits, outcomes, pool), isolation.py (bubblewrap namespaces, uid drop, environment), seccomp.py
+(no Unix sockets) and bootstrap.py (who may report a pass, and what that does and does not withstand).
 """
 
 from rephraser.sandbox.isolation import SandboxUnavailable

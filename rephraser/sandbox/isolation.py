@@ -1,17 +1,26 @@
 """How a sandboxed program is launched: the command line around `python -I -S -c BOOTSTRAP`, and its environment.
 
-    cmd = launch_command(program_file, work_dir, uid, config, result_fd=5)
+    cmd = launch_command(program_file, uid, isolation, disk_bytes, result_fd, seccomp_fd)
 
-isolation="namespaces" (default) wraps the interpreter in bubblewrap: new network, pid, ipc and uts
-namespaces, the whole filesystem read-only, the invoking user's home and /tmp hidden behind private
-tmpfs mounts, the sample's work dir (/tmp/sandbox, holding a read-only program.py) the only writable place
-besides /tmp, both size-limited tmpfs mounts (`disk_mb`: a program cannot fill the host's disk with many
-files), --die-with-parent and --new-session. The interpreter's prefixes and site-packages are bound back
-read-only wherever they live (a venv under /tmp or home is otherwise invisible inside). Run as root, the
-program then drops to a per-slot uid with setpriv (no capabilities, no_new_privs), which makes the process
-limit per sample and the filesystem permissions apply. isolation="rlimits" is the weaker mode a user must
-ask for by name (REPHRASER_SANDBOX_ISOLATION=rlimits for the lm-eval tasks): same uid drop, limits and
-scrubbed environment, but no namespaces, and the disk is bounded per file only (RLIMIT_FSIZE).
+isolation="namespaces" (default) wraps the interpreter in bubblewrap: new network, pid, ipc and uts namespaces,
+the whole filesystem read-only, the invoking user's home, /tmp and /run (and /var/run where it is not a link to
+/run) hidden behind private tmpfs mounts, the sample's work dir (/tmp/sandbox, holding a read-only program.py) the
+only writable place besides /tmp and /dev/shm (multiprocessing's semaphores), all size-limited tmpfs mounts
+(`disk_mb`: a program cannot fill the host's disk with many files), --die-with-parent and --new-session. The
+interpreter's prefixes and site-packages are bound back read-only wherever they live (a venv under /tmp, home or
+/run is otherwise invisible inside). Hiding /run takes away the host's Unix sockets there (D-Bus, the systemd user
+manager, Docker; the interpreter needs nothing from /run); a socket file anywhere else stays connectable through a
+read-only mount, so the seccomp filter (seccomp.py) refuses AF_UNIX sockets altogether, and the network namespace
+covers abstract ones. Run as root, setpriv clears the groups and every capability but CAP_SETUID and sets
+no_new_privs; the bootstrap then drops to a per-slot uid itself (a process that changes uid is marked
+non-dumpable by the kernel: bootstrap.py), which makes the process limit per sample and the filesystem
+permissions apply. Not root, bubblewrap runs in a user namespace it makes, as the invoking user.
+
+isolation="rlimits" is the weaker mode a user must ask for by name (REPHRASER_SANDBOX_ISOLATION=rlimits for the
+lm-eval tasks): same limits, guard and scrubbed environment and a per-slot uid, but no namespaces and no seccomp
+filter, so the program sees the host's network, its processes (/proc) and every socket its uid may connect to,
+/run included, and the disk is bounded per file only (RLIMIT_FSIZE). setpriv drops the uid before the interpreter
+starts, so the process stays dumpable: a program that reads its own memory (/proc/self/mem) can forge the verdict.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ from pathlib import Path
 
 from rephraser.errors import RephraserError
 from rephraser.sandbox.bootstrap import SOURCE as BOOTSTRAP
+from rephraser.sandbox.seccomp import UnsupportedArchitecture, socket_filter
 
 ISOLATIONS = ("namespaces", "rlimits")
 SANDBOX_DIR = "/tmp/sandbox"  # a private, size-limited tmpfs: "/" itself is read-only
@@ -71,8 +81,12 @@ def interpreter_paths() -> list[Path]:
 
 
 def _hidden_dirs() -> list[Path]:
+    """/tmp first (its tmpfs is the writable one), then what is only hidden: home, /run, /var/run unless a link."""
     home = Path.home().resolve()
-    return [Path("/tmp")] + ([home] if str(home) not in ("/", "") and home.is_dir() and home != Path("/tmp") else [])
+    others = [home] if str(home) not in ("/", "") and home.is_dir() else []
+    others += [Path(p) for p in ("/run", "/var/run") if os.path.isdir(p) and not os.path.islink(p)]
+    unique = [p for i, p in enumerate(others) if p != Path("/tmp") and p not in others[:i]]
+    return [Path("/tmp")] + [p for p in unique if not any(p != q and p.is_relative_to(q) for q in unique)]
 
 
 def _bind_back(hidden: list[Path]) -> list[str]:
@@ -93,9 +107,9 @@ def _bind_back(hidden: list[Path]) -> list[str]:
     return args
 
 
-def _bwrap_args(program_file: Path, disk_bytes: int) -> list[str]:
+def _bwrap_args(program_file: Path, disk_bytes: int, seccomp_fd: int) -> list[str]:
     hidden = _hidden_dirs()
-    tmpfs = [arg for h in hidden[1:] for arg in ("--tmpfs", str(h))]  # home: hidden, nothing to write there
+    tmpfs = [arg for h in hidden[1:] for arg in ("--tmpfs", str(h))]  # home, /run: hidden, nothing to write there
     return [
         "bwrap",
         "--ro-bind",
@@ -104,6 +118,12 @@ def _bwrap_args(program_file: Path, disk_bytes: int) -> list[str]:
         *tmpfs,
         "--dev",
         "/dev",
+        "--size",
+        str(disk_bytes),
+        "--perms",
+        "1777",
+        "--tmpfs",
+        "/dev/shm",  # multiprocessing's semaphores live here; bubblewrap's own /dev/shm is root's 0755
         "--proc",
         "/proc",
         "--size",
@@ -130,30 +150,41 @@ def _bwrap_args(program_file: Path, disk_bytes: int) -> list[str]:
         "--unshare-uts",
         "--die-with-parent",
         "--new-session",
+        "--seccomp",
+        str(seccomp_fd),
         "--clearenv",
         *[x for k, v in scrubbed_env(SANDBOX_DIR).items() for x in ("--setenv", k, v)],
         "--",
     ]
 
 
-def _setpriv_args(uid: int) -> list[str]:
-    return [
-        "setpriv",
-        f"--reuid={uid}",
-        f"--regid={uid}",
-        "--clear-groups",
-        "--no-new-privs",
-        "--inh-caps=-all",
-        "--bounding-set=-all",
-        "--",
-    ]
+def bootstrap_drops_uid(isolation: str) -> bool:
+    """Who drops to the slot uid: the bootstrap in the namespaces mode (so that the kernel marks it non-dumpable),
+    setpriv before the interpreter starts in the rlimits mode (without the mount namespace's read-only binds, the
+    interpreter must be started by the uid that will import from it)."""
+    return isolation == "namespaces"
 
 
-def launch_command(program_file: Path, uid: int | None, isolation: str, disk_bytes: int, result_fd: int) -> list[str]:
+def _setpriv_args(uid: int, isolation: str) -> list[str]:
+    """Groups, capabilities and no_new_privs; the uid itself too unless the bootstrap drops to it, with the one
+    capability left for that, which the kernel clears when the uid changes."""
+    if bootstrap_drops_uid(isolation):
+        user = [f"--regid={uid}", "--clear-groups", "--no-new-privs", "--inh-caps=-all", "--bounding-set=-all,+setuid"]
+    else:
+        user = [f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--no-new-privs", "--inh-caps=-all"]
+        user += ["--bounding-set=-all"]
+    return ["setpriv", *user, "--"]
+
+
+def launch_command(
+    program_file: Path, uid: int | None, isolation: str, disk_bytes: int, result_fd: int, seccomp_fd: int | None
+) -> list[str]:
+    """The command; `seccomp_fd` is read by bubblewrap. As root, the bootstrap's spec must carry `uid` where
+    bootstrap_drops_uid(isolation)."""
     python = [sys.executable, "-I", "-S", "-c", BOOTSTRAP, str(result_fd)]
-    drop = _setpriv_args(uid) if uid is not None else []
+    drop = _setpriv_args(uid, isolation) if uid is not None else []
     if isolation == "namespaces":
-        return _bwrap_args(program_file, disk_bytes) + drop + python
+        return _bwrap_args(program_file, disk_bytes, seccomp_fd) + drop + python
     return drop + python
 
 
@@ -167,3 +198,13 @@ def check_available(isolation: str) -> None:
         if shutil.which(tool) is None:
             hint = "apt-get install bubblewrap" if tool == "bwrap" else "apt-get install util-linux"
             raise SandboxUnavailable(f"{tool} not found: install it ({hint}), or {WEAKER}")
+    if isolation == "namespaces":
+        try:
+            seccomp_program()
+        except UnsupportedArchitecture as e:
+            raise SandboxUnavailable(f"{e}: the socket filter cannot be had here; {WEAKER}") from None
+
+
+@functools.cache
+def seccomp_program() -> bytes:
+    return socket_filter()

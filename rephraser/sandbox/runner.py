@@ -5,10 +5,11 @@
     results[0].outcome  # "passed" | "failed" | "timeout" | "crashed" | "error"
 
 Nothing runs without consent=True (lm-eval's --confirm_run_unsafe_code, or the caller's explicit flag).
-Each program gets: a private, size-limited work dir as cwd, stdin from /dev/null, a scrubbed environment,
-hard limits (CPU seconds, address space, file size, open files, processes, no core dumps), stdout/stderr
-into files capped by the file-size limit and truncated on read, its own session and process group killed
-whole on timeout, and (as root) its own uid per worker slot, whose leftover processes are swept after every run.
+Each program gets: a private, size-limited work dir as cwd, stdin from /dev/null, a scrubbed environment, no
+Unix sockets (isolation.py), hard limits (CPU seconds, address space, file size, open files, processes, no core
+dumps), stdout/stderr into files capped by the file-size limit and truncated on read, its own session and
+process group killed whole on timeout, and (as root) its own uid per worker slot, whose leftover processes are
+swept after every run. Only the bootstrap's guard can write the pass line (bootstrap.py).
 Slot uids are claimed machine-wide (uids.py): concurrent sandboxes never share one, so one's sweep cannot
 kill another's program.
 
@@ -38,13 +39,16 @@ from pathlib import Path
 
 from rephraser.config import check_choice, check_positive
 from rephraser.errors import ConfigError, RephraserError
+from rephraser.sandbox.bootstrap import PASS_LINE
 from rephraser.sandbox.isolation import (
     ISOLATIONS,
     WEAKER,
     SandboxUnavailable,
+    bootstrap_drops_uid,
     check_available,
     launch_command,
     scrubbed_env,
+    seccomp_program,
     site_packages,
     switches_uid,
 )
@@ -246,24 +250,30 @@ def _execute(program: Program, config: SandboxConfig, work: Path, private: Path,
     nonce = secrets.token_hex(16)
     paths = {name: private / name for name in ("stdout", "stderr", "result")}
     files = {name: open(path, "wb") for name, path in paths.items()}
+    seccomp_fd = None
     start = time.monotonic()
     try:
+        seccomp_fd = _seccomp_pipe() if config.isolation == "namespaces" else None
         fd = files["result"].fileno()
-        command = launch_command(work / "program.py", uid, config.isolation, config.disk_mb * 1024 * 1024, fd)
+        disk = config.disk_mb * 1024 * 1024
+        command = launch_command(work / "program.py", uid, config.isolation, disk, fd, seccomp_fd)
         proc = subprocess.Popen(
             command,
             cwd=work,
             stdin=subprocess.PIPE,
             stdout=files["stdout"],
             stderr=files["stderr"],
-            pass_fds=(fd,),
+            pass_fds=(fd,) if seccomp_fd is None else (fd, seccomp_fd),
             start_new_session=True,
             env={} if config.isolation == "namespaces" else scrubbed_env(str(work)),
         )  # bwrap sets its own
     finally:
         for fh in files.values():
             fh.close()
-    timed_out = _wait(proc, nonce, config, start)
+        if seccomp_fd is not None:
+            os.close(seccomp_fd)
+    bootstrap_uid = uid if bootstrap_drops_uid(config.isolation) else None
+    timed_out = _wait(proc, {"nonce": nonce, "uid": bootstrap_uid}, config, start)
     seconds = time.monotonic() - start
     result_text = _read_capped(paths["result"], 4096)
     out, err = _read_capped(paths["stdout"], config.output_bytes), _read_capped(paths["stderr"], config.output_bytes)
@@ -271,9 +281,19 @@ def _execute(program: Program, config: SandboxConfig, work: Path, private: Path,
     return Result(program.task_id, outcome, detail, out, err, seconds)
 
 
-def _wait(proc: subprocess.Popen, nonce: str, config: SandboxConfig, start: float) -> bool:
+def _seccomp_pipe() -> int:
+    """The read end of a pipe holding the whole filter: bubblewrap reads it to the end, then closes it."""
+    read, write = os.pipe()
+    try:
+        os.write(write, seccomp_program())  # a few hundred bytes: far below a pipe's buffer
+    finally:
+        os.close(write)
+    return read
+
+
+def _wait(proc: subprocess.Popen, per_run: dict, config: SandboxConfig, start: float) -> bool:
     """Send the spec, wait up to the wall limit, then kill the whole process group. True if killed."""
-    spec = {"nonce": nonce, "limits": config.rlimits(), "site_packages": site_packages()}
+    spec = {**per_run, "limits": config.rlimits(), "site_packages": site_packages(), "pass_line": PASS_LINE}
     try:
         proc.stdin.write((json.dumps(spec) + "\n").encode())
         proc.stdin.close()
