@@ -148,6 +148,36 @@ def test_chunked_loss_equals_the_full_loss_and_gradients(tmp_path, tiny_llama, g
         torch.testing.assert_close(chunked_grads[name], full_grads[name], atol=1e-5, rtol=1e-4)
 
 
+def test_activation_checkpointing_recomputes_each_layer_with_the_same_loss_and_gradients(
+    tmp_path, tiny_llama, gsm_rows
+):
+    """--gradient-checkpointing through transformers 5's activation_checkpointing_enable: no deprecation
+    warning, each decoder layer runs again in the backward, and loss and gradients are those without it."""
+    import warnings
+
+    from rephraser.train.model import build
+
+    data = TrainData([str(tokenize(tmp_path, tiny_llama, gsm_rows[:4]))])
+    batch = collate(data, [[0, 1], [2, 3]], max_seq_len=512, packing=True)
+    results = {}
+    for on in (False, True):
+        cfg = TrainConfig(model=str(tiny_llama), data=["x.tok"], output_dir="o", max_steps=1, gradient_checkpointing=on)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            wrapped = build(cfg, str(tiny_llama)).train()
+        assert not [w for w in caught if "gradient_checkpointing" in str(w.message)], [str(w.message) for w in caught]
+        layer_calls, mlp = [], wrapped.model.get_decoder().layers[0].mlp  # (module hooks do not run in a recompute)
+        mlp.forward = lambda *a, calls=layer_calls, forward=mlp.forward, **k: calls.append(1) or forward(*a, **k)
+        loss = wrapped(**{k: v.clone() for k, v in batch.items()})
+        loss.backward()
+        results[on] = (loss.detach(), {n: p.grad.clone() for n, p in wrapped.named_parameters()}, len(layer_calls))
+    (loss_off, grads_off, calls_off), (loss_on, grads_on, calls_on) = results[False], results[True]
+    assert (calls_off, calls_on) == (1, 2)  # recomputed in the backward
+    torch.testing.assert_close(loss_on, loss_off, atol=0, rtol=0)
+    for name in grads_off:
+        torch.testing.assert_close(grads_on[name], grads_off[name], atol=1e-7, rtol=1e-6)
+
+
 def test_loss_falls_and_the_model_memorises(tmp_path, tiny_llama, gsm_rows):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
