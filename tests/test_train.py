@@ -453,6 +453,28 @@ def test_truncation_is_counted_and_reported(tmp_path, tiny_llama, gsm_rows):
     assert (metrics["truncated_samples"], metrics["truncated_tokens"]) == (cut, lost) and cut == 4
 
 
+@pytest.mark.slow
+def test_python_m_rephraser_train_is_the_cli_command_ctrl_c_included(tmp_path, tiny_llama, gsm_rows):
+    """`python -m rephraser.train` (what accelerate launch runs) goes through the CLI: Ctrl-C is one line, exit 130."""
+    data = tokenize(tmp_path, tiny_llama, gsm_rows[:4])
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        train_cmd(tiny_llama, [data], out, "--max-steps", 100000, "--save-every", 0),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
+    deadline = time.monotonic() + 120
+    while not list(out.rglob("events.out.tfevents.*")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    stderr = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 130, stderr[-3000:]
+    assert "rephraser train: interrupted" in stderr and "Traceback" not in stderr
+
+
 def test_two_trainers_cannot_share_an_output_dir(tmp_path, tiny_llama, gsm_rows):
     data = tokenize(tmp_path, tiny_llama, gsm_rows[:4])
     out = tmp_path / "run"
@@ -509,7 +531,7 @@ def test_disk_full_during_a_checkpoint_says_what_is_intact(tmp_path, tiny_llama,
         ]
     )
     assert "rc=1" in done.stdout, done.stdout + done.stderr[-3000:]
-    message = [line for line in done.stderr.splitlines() if "rephraser.train: error" in line][0]
+    message = [line for line in done.stderr.splitlines() if "rephraser train: error" in line][0]
     failed = re.search(
         r"cannot write checkpoint /full/run/checkpoints/step-(\d+)\.tmp \(.+\); "
         r"the previous checkpoint /full/run/checkpoints/step-(\d+) is intact",
