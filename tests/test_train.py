@@ -740,6 +740,7 @@ def test_train_metrics_are_replaced_whole_never_written_through(tmp_path, tiny_l
     before = snapshot.read_text()
     again = run(train_cmd(tiny_llama, [data], out, *args))  # resumes at the last step: new metrics, nothing trained
     assert again.returncode == 0 and "resumed from" in again.stdout + again.stderr, again.stderr[-3000:]
+    assert "loss check" not in again.stdout, "nothing left to train: nothing to check, no warning"
     assert snapshot.read_text() == before and json.loads(before)["loss_tokens"] > 0
     assert json.loads((out / "train_metrics.json").read_text())["loss_tokens"] == 0
     assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]

@@ -148,8 +148,10 @@ class Trainer:
         cfg, acc = self.cfg, self.accelerator
         if not cfg.loss_chunk_tokens:
             return  # the loss is the model's own
-        first = self.step * cfg.grad_accum
-        for m in range(first, min(first + self.per_epoch, self.total_steps * cfg.grad_accum)):
+        first, end = self.step * cfg.grad_accum, self.total_steps * cfg.grad_accum
+        if first >= end:
+            return  # resumed at the last step: nothing left to train
+        for m in range(first, min(first + self.per_epoch, end)):
             row = {k: v[:1].to(acc.device) for k, v in self.micro_batch(m).items()}
             ours, model = self.loss_sums(row)
             sums = acc.reduce(torch.tensor([ours, model, float(loss_tokens(row))], device=acc.device), reduction="sum")

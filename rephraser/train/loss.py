@@ -93,8 +93,8 @@ def check_chunked_loss(architecture: str, ours: float, model: float, tokens: int
     difference = abs(ours - model)
     if difference > rtol * abs(model) + atol * tokens:
         raise ConfigError(
-            f"loss_chunk_tokens: the chunked loss is {ours / tokens:.6f} per token on the first micro-batch's first "
-            f"row ({tokens} loss tokens), {architecture}'s own forward(labels=...) gives {model / tokens:.6f}: this "
+            f"loss_chunk_tokens: the chunked loss is {ours / tokens:.6f} per token on the first micro-batch (its first "
+            f"row, {tokens} loss tokens), {architecture}'s own forward(labels=...) gives {model / tokens:.6f}: this "
             "architecture post-processes its logits in a way the chunked loss does not reproduce; train it with "
             "--loss-chunk-tokens 0 (the model's own loss, full logits)"
         )
