@@ -148,6 +148,288 @@ def test_chunked_loss_equals_the_full_loss_and_gradients(tmp_path, tiny_llama, g
         torch.testing.assert_close(chunked_grads[name], full_grads[name], atol=1e-5, rtol=1e-4)
 
 
+# ---------------------------------------------------------------- the chunked loss against the model's own
+
+
+@pytest.fixture(scope="module")
+def tiny_granite(tmp_path_factory, bpe_tokenizer):
+    """A tiny random Granite: its forward divides the logits by logits_scaling, which the chunked loss does not
+    know. initializer_range 0.2 gives logits large enough that the scaling moves the loss by ~17 %."""
+    from transformers import GraniteConfig, GraniteForCausalLM
+
+    torch.manual_seed(0)
+    config = GraniteConfig(
+        vocab_size=len(bpe_tokenizer),
+        hidden_size=64,
+        intermediate_size=256,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        logits_scaling=4.0,
+        initializer_range=0.2,
+        bos_token_id=bpe_tokenizer.bos_token_id,
+        eos_token_id=bpe_tokenizer.eos_token_id,
+        pad_token_id=bpe_tokenizer.pad_token_id,
+    )
+    out = tmp_path_factory.mktemp("tiny-granite")
+    GraniteForCausalLM(config).save_pretrained(out)
+    bpe_tokenizer.save_pretrained(out)
+    return out
+
+
+def _random_lm(kind: str, vocab: int):
+    """Tiny random LMs whose forward post-processes logits: Gemma2 softcaps, Cohere scales (the chunked loss does
+    both), Granite divides by logits_scaling (it does not)."""
+    import transformers as tf
+
+    common = dict(
+        vocab_size=vocab,
+        hidden_size=64,
+        intermediate_size=256,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        head_dim=32,
+        initializer_range=0.2,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
+    config, cls = {
+        "llama": (tf.LlamaConfig(**common), tf.LlamaForCausalLM),
+        "gemma2": (tf.Gemma2Config(**common, final_logit_softcapping=30.0), tf.Gemma2ForCausalLM),
+        "cohere": (tf.CohereConfig(**common, logit_scale=0.5), tf.CohereForCausalLM),
+        "granite": (tf.GraniteConfig(**common, logits_scaling=4.0), tf.GraniteForCausalLM),
+    }[kind]
+    torch.manual_seed(0)
+    return cls(config).eval()
+
+
+@pytest.mark.parametrize("half", [False, True], ids=["fp32", "bf16-autocast"])
+@pytest.mark.parametrize("kind", ["llama", "gemma2", "cohere", "granite"])
+def test_the_loss_check_accepts_what_the_chunked_loss_reproduces_and_refuses_the_rest(kind, half):
+    """The sums compared like with like (HF's forward loss is a mean: times the loss tokens), on one packed-like
+    row and a short one, in fp32 and under bf16 autocast (CPU) with the tolerance the trainer uses for each."""
+    from rephraser.errors import ConfigError
+    from rephraser.train.loss import CausalLMLoss, architecture, check_chunked_loss
+
+    model = _random_lm(kind, vocab=1000)
+    wrapped = CausalLMLoss(model, chunk_tokens=16)
+    generator = torch.Generator().manual_seed(1)
+    for width in (256, 40):
+        ids = torch.randint(3, 1000, (1, width), generator=generator)
+        labels = ids.clone()
+        labels[0, :3] = -100
+        tokens = int((labels[:, 1:] != -100).sum())
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=half):
+            ours = float(wrapped(input_ids=ids, labels=labels))
+            own = float(wrapped(input_ids=ids, labels=labels, reference=True))
+            hf_mean = float(model(input_ids=ids, labels=labels, use_cache=False).loss)
+        assert own == pytest.approx(hf_mean * tokens, rel=1e-6)  # the reference is HF's mean, as a sum
+        if kind == "granite":
+            with pytest.raises(ConfigError, match=r"GraniteForCausalLM's own forward.*--loss-chunk-tokens 0"):
+                check_chunked_loss(architecture(wrapped), ours, own, tokens, half)
+            assert abs(ours - own) > 0.1 * own  # far outside any tolerance, not a borderline refusal
+        else:
+            # 10x (bf16) and 100x (fp32) inside the trainer's tolerances (rephraser.train.loss.TOLERANCE)
+            assert check_chunked_loss(architecture(wrapped), ours, own, tokens, half) < (1e-3 if half else 1e-6)
+
+
+def test_loss_chunk_tokens_0_is_the_models_own_loss_and_gradient(tiny_granite, tmp_path, gsm_rows):
+    from transformers import AutoModelForCausalLM
+
+    from rephraser.train.loss import CausalLMLoss
+
+    data = TrainData([str(tokenize(tmp_path, tiny_granite, gsm_rows[:4]))])
+    batch = collate(data, [[0, 1], [2, 3]], max_seq_len=512, packing=True)
+    model = AutoModelForCausalLM.from_pretrained(tiny_granite)
+    ours = CausalLMLoss(model, 0)(**batch)
+    ours.backward()
+    ours_grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    tokens = int((batch["labels"][:, 1:] != -100).sum())
+    own = model(**batch, use_cache=False).loss * tokens  # no cache: packed rows are recognised only then
+    own.backward()
+    torch.testing.assert_close(ours.detach(), own.detach(), atol=0, rtol=1e-6)
+    for name, grad in ours_grads.items():
+        torch.testing.assert_close(grad, model.get_parameter(name).grad, atol=1e-7, rtol=1e-5)
+
+
+def test_a_batch_without_loss_tokens_gives_zero_not_nan_with_the_models_own_loss(tiny_llama):
+    """HF's mean over no token is NaN (a process whose share of the last micro-batch is a dummy row)."""
+    from transformers import AutoModelForCausalLM
+
+    from rephraser.train.loss import CausalLMLoss
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama)
+    loss = CausalLMLoss(model, 0)(input_ids=torch.tensor([[5, 6, 7]]), labels=torch.full((1, 3), -100))
+    loss.backward()
+    assert float(loss.detach()) == 0.0 and all(torch.all(p.grad == 0) for p in model.parameters())
+
+
+@pytest.mark.slow
+def test_the_chunked_loss_refuses_a_granite_model_naming_the_way_out(tmp_path, tiny_granite, gsm_rows):
+    data = tokenize(tmp_path, tiny_granite, gsm_rows[:4])
+    out = tmp_path / "run"
+    done = run(train_cmd(tiny_granite, [data], out, "--max-steps", 2, "--save-every", 1))
+    assert done.returncode == 1, done.stderr[-3000:]
+    errors = [line for line in done.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1 and "Traceback" not in done.stderr
+    assert errors[0].startswith("rephraser train: error: loss_chunk_tokens: the chunked loss is ")
+    assert "GraniteForCausalLM's own forward(labels=...)" in errors[0] and "--loss-chunk-tokens 0" in errors[0]
+    assert not (out / "checkpoints").exists() and not (out / "model").exists() and not (out / "run.json").exists()
+
+
+@pytest.mark.slow
+def test_loss_chunk_tokens_0_trains_granite_on_its_own_loss(tmp_path, tiny_granite, gsm_rows):
+    """One step over all the data in one micro-batch: the loss the trainer reports is the model's own
+    forward(labels=...) at the initial weights (each sample scored on its own, padded, as a check of packing)."""
+    from transformers import AutoModelForCausalLM
+
+    data = tokenize(tmp_path, tiny_granite, gsm_rows[:6])
+    out = tmp_path / "run"
+    args = (
+        "--max-steps",
+        1,
+        "--micro-batch-rows",
+        8,
+        "--max-seq-len",
+        256,
+        "--loss-chunk-tokens",
+        0,
+        "--warmup-ratio",
+        0,
+    )
+    done = run(train_cmd(tiny_granite, [data], out, *args))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "loss check" not in done.stdout + done.stderr  # nothing to check: the loss is the model's own
+    samples = TrainData([str(data)])
+    model = AutoModelForCausalLM.from_pretrained(tiny_granite)
+    padded = collate(samples, [[i] for i in range(len(samples))], max_seq_len=256, packing=False)
+    with torch.no_grad():
+        own = float(model(**padded).loss)
+    metrics = json.loads((out / "train_metrics.json").read_text())
+    assert metrics["loss_tokens"] == int((padded["labels"][:, 1:] != -100).sum())
+    assert metrics["last_loss"] == pytest.approx(own, rel=1e-5)
+    before, after = load_file(str(Path(tiny_granite) / "model.safetensors")), weights(out)
+    assert any(not torch.equal(before[k], after[k]) for k in before)  # it trained
+
+
+def _train_in_process(tmp_path, model, data: Path, **settings):
+    """The Trainer in this process (to watch its modules); accelerate's process-wide state is reset after it."""
+    from accelerate.state import AcceleratorState
+
+    from rephraser.train.loop import Trainer
+
+    cfg = TrainConfig(
+        model=str(model), data=[str(data)], output_dir=str(tmp_path / "run"), report_to="none", save_every=0, **settings
+    )
+    try:
+        return Trainer(cfg).run()
+    finally:
+        AcceleratorState._reset_state(reset_partial_state=True)
+
+
+@pytest.mark.slow
+def test_the_loss_check_costs_two_no_grad_forwards_of_one_row_once(tmp_path, tiny_llama, gsm_rows, monkeypatch):
+    """The model's own forward runs once (the check's reference, on one row, without gradients); the decoder once
+    more for the check's chunked loss; then once per micro-batch of training."""
+    from rephraser.train import model as train_model
+
+    calls = {"lm": [], "decoder": []}
+    build = train_model.build
+
+    def build_and_watch(cfg, name):
+        wrapped = build(cfg, name)
+        for key, module in (("lm", wrapped.model), ("decoder", wrapped.model.get_decoder())):
+            module.register_forward_hook(
+                lambda m, args, kwargs, out, key=key: calls[key].append(
+                    (tuple(kwargs["input_ids"].shape), torch.is_grad_enabled())
+                ),
+                with_kwargs=True,
+            )
+        return wrapped
+
+    monkeypatch.setattr("rephraser.train.loop.build_model", build_and_watch)
+    data = tokenize(tmp_path, tiny_llama, gsm_rows[:8])
+    status = _train_in_process(tmp_path, tiny_llama, data, max_steps=3, micro_batch_rows=2, max_seq_len=200)
+    assert status == 0
+    assert [(shape[0], grad) for shape, grad in calls["lm"]] == [(1, False)]  # one row, no gradients, once
+    decoder = [(shape[0], grad) for shape, grad in calls["decoder"]]
+    assert decoder[:2] == [(1, False)] * 2  # the check: the chunked loss, then inside the model's own forward
+    assert [grad for _, grad in decoder[2:]] == [True] * 3  # then one forward per micro-batch of training
+
+
+@pytest.mark.slow
+def test_the_loss_check_moves_past_rows_without_loss_tokens(tmp_path, tiny_llama, capsys):
+    """A first row with nothing to predict (a masked prompt cut by --max-seq-len) cannot tell the two losses apart:
+    the check takes the next micro-batch's, and says how many tokens it compared."""
+    from rephraser.train.data import loss_tokens
+
+    rows = [
+        {"prompt": "Natalia sold clips to 48 of her friends in April, and then she sold half", "completion": " 72"},
+        {"prompt": "Tom has", "completion": " three apples and two pears"},
+    ]
+    (tmp_path / "r.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    tok = TokenizeConfig(model=str(tiny_llama), input=str(tmp_path / "r.jsonl"), layout="ragged", mask_prompt=True)
+    tokenize_file(tok, log=lambda *_: None)
+    data = TrainData([str(tok.out_path())])
+    cut = 8
+    empty = [i for i in range(2) if loss_tokens(collate(data, [[i]], cut, packing=False)) == 0]
+    assert empty == [0]  # the long prompt, cut to 8 tokens, has no loss token left
+    seed = next(s for s in range(100) if EpochPlan(data.lengths, cut, False, s).rows(0)[0] == [0])
+    settings = dict(max_steps=2, max_seq_len=cut, packing=False, micro_batch_rows=1, seed=seed)
+    assert _train_in_process(tmp_path, tiny_llama, tok.out_path(), **settings) == 0
+    expected = loss_tokens(collate(data, [[1]], cut, packing=False))
+    out = capsys.readouterr().out
+    assert re.search(
+        rf"loss check: the chunked loss is LlamaForCausalLM's own within \S+ \({expected} tokens\)", out
+    ), out
+
+
+@pytest.mark.slow
+def test_the_trainer_gives_back_the_signal_handlers_it_took(tmp_path, tiny_llama, gsm_rows):
+    def mine(*_):
+        pass
+
+    previous = signal.signal(signal.SIGTERM, mine)
+    try:
+        status = _train_in_process(tmp_path, tiny_llama, tokenize(tmp_path, tiny_llama, gsm_rows[:2]), max_steps=1)
+        assert status == 0 and signal.getsignal(signal.SIGTERM) is mine
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_activation_checkpointing_recomputes_each_layer_with_the_same_loss_and_gradients(
+    tmp_path, tiny_llama, gsm_rows
+):
+    """--gradient-checkpointing through transformers 5's activation_checkpointing_enable: no deprecation
+    warning, each decoder layer runs again in the backward, and loss and gradients are those without it."""
+    import warnings
+
+    from rephraser.train.model import build
+
+    data = TrainData([str(tokenize(tmp_path, tiny_llama, gsm_rows[:4]))])
+    batch = collate(data, [[0, 1], [2, 3]], max_seq_len=512, packing=True)
+    results = {}
+    for on in (False, True):
+        cfg = TrainConfig(model=str(tiny_llama), data=["x.tok"], output_dir="o", max_steps=1, gradient_checkpointing=on)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            wrapped = build(cfg, str(tiny_llama)).train()
+        assert not [w for w in caught if "gradient_checkpointing" in str(w.message)], [str(w.message) for w in caught]
+        layer_calls, mlp = [], wrapped.model.get_decoder().layers[0].mlp  # (module hooks do not run in a recompute)
+        mlp.forward = lambda *a, calls=layer_calls, forward=mlp.forward, **k: calls.append(1) or forward(*a, **k)
+        loss = wrapped(**{k: v.clone() for k, v in batch.items()})
+        loss.backward()
+        results[on] = (loss.detach(), {n: p.grad.clone() for n, p in wrapped.named_parameters()}, len(layer_calls))
+    (loss_off, grads_off, calls_off), (loss_on, grads_on, calls_on) = results[False], results[True]
+    assert (calls_off, calls_on) == (1, 2)  # recomputed in the backward
+    torch.testing.assert_close(loss_on, loss_off, atol=0, rtol=0)
+    for name in grads_off:
+        torch.testing.assert_close(grads_on[name], grads_off[name], atol=1e-7, rtol=1e-6)
+
+
 def test_loss_falls_and_the_model_memorises(tmp_path, tiny_llama, gsm_rows):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -423,6 +705,47 @@ def test_truncation_is_counted_and_reported(tmp_path, tiny_llama, gsm_rows):
     assert (metrics["truncated_samples"], metrics["truncated_tokens"]) == (cut, lost) and cut == 4
 
 
+@pytest.mark.slow
+def test_python_m_rephraser_train_is_the_cli_command_ctrl_c_included(tmp_path, tiny_llama, gsm_rows):
+    """`python -m rephraser.train` (what accelerate launch runs) goes through the CLI: Ctrl-C is one line, exit 130."""
+    data = tokenize(tmp_path, tiny_llama, gsm_rows[:4])
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        train_cmd(tiny_llama, [data], out, "--max-steps", 100000, "--save-every", 0),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
+    deadline = time.monotonic() + 120
+    while not list(out.rglob("events.out.tfevents.*")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    stderr = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 130, stderr[-3000:]
+    assert "rephraser train: interrupted" in stderr and "Traceback" not in stderr
+
+
+@pytest.mark.slow
+def test_train_metrics_are_replaced_whole_never_written_through(tmp_path, tiny_llama, gsm_rows):
+    """train_metrics.json is written beside and renamed (rephraser.atomic): a copy hard-linked to it (cp -al, rsync
+    --link-dest snapshots) keeps the old numbers when a rerun writes new ones, and no temp file is left."""
+    data = tokenize(tmp_path, tiny_llama, gsm_rows[:4])
+    out = tmp_path / "run"
+    args = ("--max-steps", 1, "--save-every", 0, "--report-to", "none")
+    assert run(train_cmd(tiny_llama, [data], out, *args)).returncode == 0
+    snapshot = tmp_path / "snapshot.json"
+    os.link(out / "train_metrics.json", snapshot)
+    before = snapshot.read_text()
+    again = run(train_cmd(tiny_llama, [data], out, *args))  # resumes at the last step: new metrics, nothing trained
+    assert again.returncode == 0 and "resumed from" in again.stdout + again.stderr, again.stderr[-3000:]
+    assert "loss check" not in again.stdout, "nothing left to train: nothing to check, no warning"
+    assert snapshot.read_text() == before and json.loads(before)["loss_tokens"] > 0
+    assert json.loads((out / "train_metrics.json").read_text())["loss_tokens"] == 0
+    assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]
+
+
 def test_two_trainers_cannot_share_an_output_dir(tmp_path, tiny_llama, gsm_rows):
     data = tokenize(tmp_path, tiny_llama, gsm_rows[:4])
     out = tmp_path / "run"
@@ -479,7 +802,7 @@ def test_disk_full_during_a_checkpoint_says_what_is_intact(tmp_path, tiny_llama,
         ]
     )
     assert "rc=1" in done.stdout, done.stdout + done.stderr[-3000:]
-    message = [line for line in done.stderr.splitlines() if "rephraser.train: error" in line][0]
+    message = [line for line in done.stderr.splitlines() if "rephraser train: error" in line][0]
     failed = re.search(
         r"cannot write checkpoint /full/run/checkpoints/step-(\d+)\.tmp \(.+\); "
         r"the previous checkpoint /full/run/checkpoints/step-(\d+) is intact",

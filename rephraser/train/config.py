@@ -8,7 +8,7 @@ Process count, mixed precision and FSDP/DDP belong to the launcher (`accelerate 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field
 
 from rephraser.config import check_choice, check_positive
 from rephraser.data.tokfile import MAX_SEQ_LEN
@@ -20,76 +20,54 @@ ATTENTION = ("sdpa", "eager", "flex_attention", "flash_attention_2")
 TRACKERS = ("tensorboard", "wandb", "mlflow", "all", "none")
 
 
+def setting(default=MISSING, help: str = ""):
+    """One TrainConfig field on one line: `lr: float = setting(2e-5, "peak learning rate")`. The help is the
+    flag's help text, through rephraser.config's `metadata={"help": ...}` as for every other config."""
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass
 class TrainConfig:
     """Fine-tune a causal LM on token files (accelerate launch -m rephraser.train ...)."""
 
-    model: str = field(metadata={"help": "HF model directory or hub id to start from"})
-    data: list[str] = field(metadata={"help": "token files (.tok) from `rephraser tokenize`, padded or ragged"})
-    output_dir: str = field(metadata={"help": "checkpoints, logs, the resolved config and the final HF model"})
-    epochs: float | None = field(default=None, metadata={"help": "passes over the data (the study: 16-64)"})
-    max_steps: int | None = field(default=None, metadata={"help": "optimizer steps; overrides --epochs"})
-    lr: float = field(default=2e-5, metadata={"help": "peak learning rate"})
-    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
-    beta1: float = field(default=0.9, metadata={"help": "AdamW beta1"})
-    beta2: float = field(default=0.95, metadata={"help": "AdamW beta2"})
-    warmup_ratio: float = field(default=0.05, metadata={"help": "share of steps with linear warmup"})
-    lr_schedule: str = field(default="cosine", metadata={"help": "cosine | linear | constant (after warmup)"})
-    packing: bool = field(
-        default=True,
-        metadata={
-            "help": "pack samples into rows (no cross-sample attention); "
-            "--no-packing pads each sample to --max-seq-len as the study"
-        },
-    )
-    max_seq_len: int = field(default=1536, metadata={"help": "row length: packed rows and padded samples"})
-    micro_batch_rows: int = field(default=8, metadata={"help": "rows per micro-batch per process (the study: 1)"})
-    grad_accum: int = field(default=1, metadata={"help": "micro-batches per optimizer step"})
-    max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping (0 = off)"})
-    seed: int = field(default=42, metadata={"help": "data order and initialisation seed"})
-    save_every: int = field(default=500, metadata={"help": "checkpoint every N optimizer steps (0 = only at the end)"})
-    keep_last: int = field(default=2, metadata={"help": "checkpoints kept"})
-    resume: str = field(
-        default="auto", metadata={"help": "auto (latest complete checkpoint) | none | a checkpoint dir"}
-    )
-    log_every: int = field(default=10, metadata={"help": "steps between tracker log points"})
-    report_to: str = field(
-        default="tensorboard",
-        metadata={
-            "help": "tensorboard | wandb | mlflow | all | none "
-            "(accelerate's trackers; WANDB_MODE=offline works offline)"
-        },
-    )
-    attn_implementation: str = field(
-        default="sdpa",
-        metadata={
-            "help": "sdpa | eager | flex_attention (torch's own: the fast path on H100/H200) | flash_attention_2"
-        },
-    )
-    gradient_checkpointing: bool = field(default=False, metadata={"help": "trade compute for memory"})
-    compile: bool | None = field(
-        default=None, metadata={"help": "torch.compile each decoder layer (default: on with CUDA, off on CPU)"}
-    )
-    loss_chunk_tokens: int = field(
-        default=2048,
-        metadata={
-            "help": "cross-entropy over this many tokens at a time, logits "
-            "recomputed in backward: memory no longer grows with "
-            "vocab x tokens (0 = all at once)"
-        },
-    )
-    lora_r: int = field(default=0, metadata={"help": "LoRA rank (peft); 0 = full fine-tuning"})
-    lora_alpha: float = field(default=16.0, metadata={"help": "LoRA alpha"})
-    lora_dropout: float = field(default=0.0, metadata={"help": "LoRA dropout"})
-    lora_target_modules: list[str] | None = field(
-        default=None, metadata={"help": "modules to adapt (default: peft's for the architecture; 'all-linear' works)"}
-    )
-    export_adapter: bool = field(
-        default=False,
-        metadata={
-            "help": "LoRA: also write the adapter alone (OUTPUT_DIR/adapter); the merged full model is always exported"
-        },
-    )
+    # What to train, on what, and where
+    model: str = setting(help="HF model directory or hub id to start from")
+    data: list[str] = setting(help="token files (.tok) from `rephraser tokenize`, padded or ragged")
+    output_dir: str = setting(help="checkpoints, logs, the resolved config and the final HF model")
+    # How long
+    epochs: float | None = setting(None, "passes over the data (the study: 16-64)")
+    max_steps: int | None = setting(None, "optimizer steps; overrides --epochs")
+    # Optimizer and schedule (the study's recipe)
+    lr: float = setting(2e-5, "peak learning rate")
+    weight_decay: float = setting(0.0, "AdamW weight decay")
+    beta1: float = setting(0.9, "AdamW beta1")
+    beta2: float = setting(0.95, "AdamW beta2")
+    warmup_ratio: float = setting(0.05, "share of steps with linear warmup")
+    lr_schedule: str = setting("cosine", "cosine | linear | constant (after warmup)")
+    max_grad_norm: float = setting(1.0, "gradient clipping (0 = off)")
+    seed: int = setting(42, "data order and initialisation seed")
+    # Batches
+    packing: bool = setting(True, "pack samples into rows, no attention across samples (--no-packing: padded)")
+    max_seq_len: int = setting(1536, "row length: packed rows and padded samples")
+    micro_batch_rows: int = setting(8, "rows per micro-batch per process (the study: 1)")
+    grad_accum: int = setting(1, "micro-batches per optimizer step")
+    # Checkpoints and logs
+    save_every: int = setting(500, "checkpoint every N optimizer steps (0 = only at the end)")
+    keep_last: int = setting(2, "checkpoints kept")
+    resume: str = setting("auto", "auto (latest complete checkpoint) | none | a checkpoint dir")
+    log_every: int = setting(10, "steps between tracker log points")
+    report_to: str = setting("tensorboard", "tensorboard | wandb | mlflow | all | none (WANDB_MODE=offline works)")
+    # Speed and memory
+    attn_implementation: str = setting("sdpa", "sdpa | eager | flex_attention (fast on H100/H200) | flash_attention_2")
+    gradient_checkpointing: bool = setting(False, "recompute each decoder layer in the backward: less memory")
+    compile: bool | None = setting(None, "torch.compile each decoder layer (default: on with CUDA, off on CPU)")
+    loss_chunk_tokens: int = setting(2048, "loss over N tokens at a time, no full logits (0: the model's own loss)")
+    # LoRA (peft)
+    lora_r: int = setting(0, "LoRA rank (peft); 0 = full fine-tuning")
+    lora_alpha: float = setting(16.0, "LoRA alpha")
+    lora_dropout: float = setting(0.0, "LoRA dropout")
+    lora_target_modules: list[str] | None = setting(None, "modules to adapt (default: peft's; 'all-linear' works)")
+    export_adapter: bool = setting(False, "also write the adapter alone (OUTPUT_DIR/adapter); the merged model always")
 
     def __post_init__(self):
         if isinstance(self.data, str):

@@ -51,7 +51,7 @@ def lora_config(cfg):
 def build(cfg, model_name: str) -> CausalLMLoss:
     model = load_lm(cfg, model_name)
     if cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+        enable_activation_checkpointing(model)
     if cfg.lora_r:
         from peft import get_peft_model
 
@@ -63,6 +63,14 @@ def build(cfg, model_name: str) -> CausalLMLoss:
         for layer in model.get_decoder().layers:
             layer.compile()
     return CausalLMLoss(model, cfg.loss_chunk_tokens)
+
+
+def enable_activation_checkpointing(model) -> None:
+    """transformers 5's `activation_checkpointing_enable`: every decoder layer recomputed in the backward.
+    Its old name `gradient_checkpointing_enable` warns that v6 removes it; it is used only by releases that lack
+    the new one. Non-reentrant with both names (what torch recommends; older releases defaulted to reentrant)."""
+    enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
+    enable({"use_reentrant": False})
 
 
 def export(accelerator, wrapped, tokenizer, cfg, model_name: str, output_dir) -> Path:
