@@ -1,0 +1,232 @@
+"""Hashed word n-grams: the n-gram detector for large training sets; exact, vectorised, cheap to ship to workers.
+
+    index = HashedNgrams(test_texts, ns=(10, 13))
+    found = index.match_batch(texts)        # {n: Matches}: sorted unique (row position in batch, test id) pairs
+    found[10].row_sets(len(texts))          # per row: the set NgramIndex(test_texts, 10).matches(row) gives
+    tally = NgramTally(len(test_texts))     # what `rephraser detect scan` keeps per test item and n:
+    tally.add(found, start=first_row_id)    #   counts[n] (rows matching it), first_rows(n) (its first 5 rows)
+    tally = tally.merge(other)              # shards combine in any order: the same as one pass in order
+
+The measure is rephraser.overlap's (NgramIndex: a row and a test item match at n when they share a run of n or
+more words after lm-eval's normalisation); this module computes it faster. A batch of texts becomes one byte
+string of normalised words (ngram_bytes), every word a 64-bit hash and every window of n words inside a row a
+64-bit hash (ngram_hash), all in numpy; window hashes are looked up in the test items' sorted hashes (a bitmap
+of their top bits first, then searchsorted). No Python loop runs per word or n-gram.
+
+Exact, not probabilistic: equal n-grams always hash equally, so nothing is missed; every (row, test) pair a hash
+finds is verified by comparing the row's n-gram with the test item's, as normalised bytes (equal bytes, or equal
+words when the gaps differ), so a hash collision never flags a row. One comparison per matched pair unless a
+collision made it fail. Tests check the result against overlap.NgramIndex and OverlapMeter on every pair.
+
+Pickled (for Ray workers), an index is numpy arrays and one bytes object: per n the sorted hashes and, per hash,
+the test windows that own it (hence the test items); the test items' normalised bytes and word offsets for
+verifying. About 1 MB for GSM-8K's 1319 test items. Written by hand: no maintained library finds exact shared
+word n-grams over numpy batches (datasketch's MinHash estimates similarity, it does not find shared runs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from rephraser.detect.ngram_bytes import WordSpans, normalised_bytes, word_spans
+from rephraser.detect.ngram_hash import Hasher, Polynomials, ranks
+
+MATCHES_KEPT = 5  # first rows kept per test item, as rephraser.detect.scan keeps them
+_NO_ROW = np.iinfo(np.int64).max  # an empty slot among a tally's first rows
+_NONE, _SEVERAL = -1, -2  # a lookup slot with no hash, or with more than one
+
+
+@dataclass(frozen=True)
+class Matches:
+    """The (row, test item) pairs of one batch at one n that share an n-gram: sorted by row then test, unique."""
+
+    rows: np.ndarray  # int64 positions in the batch
+    tests: np.ndarray  # int64 test item ids
+    rejected: int = 0  # (row, test) pairs a hash proposed that the verification refused: hash collisions
+
+    def row_sets(self, n_rows: int) -> list[set[int]]:
+        """Per batch row, the set of test items it matches (what NgramIndex.matches returns for that row)."""
+        out: list[set[int]] = [set() for _ in range(n_rows)]
+        for row, test in zip(self.rows.tolist(), self.tests.tolist()):
+            out[row].add(test)
+        return out
+
+
+@dataclass(frozen=True)
+class _Batch:
+    data: bytes  # ngram_bytes.normalised_bytes of the texts
+    spans: WordSpans
+    windows: Polynomials  # over the word hashes: windows.of(first, n) is a window's hash
+
+
+class _Table:
+    """The test items' n-grams at one n: sorted unique hashes, the test windows having each, and a direct
+    lookup by the top bits of a hash (derived, so rebuilt rather than pickled)."""
+
+    def __init__(self, first: np.ndarray, hashes: np.ndarray):
+        order = np.argsort(hashes, kind="stable")
+        self.hashes, start = np.unique(hashes[order], return_index=True)  # uint64, sorted
+        self.owner_ptr = np.r_[start, len(order)].astype(np.int64)  # CSR offsets into owner_word
+        self.owner_word = first[order]  # first word (among all the test items' words) of each window
+        self._lookup()
+
+    def __getstate__(self) -> dict:
+        return {k: self.__dict__[k] for k in ("hashes", "owner_ptr", "owner_word")}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lookup()
+
+    def _lookup(self) -> None:
+        """slots[top bits of a hash]: the index of the one hash with those top bits, _NONE or _SEVERAL."""
+        self.bits = int(min(26, max(8, np.ceil(np.log2(max(len(self.hashes), 1))) + 3)))  # <= 1/8 of slots used
+        top = (self.hashes >> np.uint64(64 - self.bits)).astype(np.int64)
+        self.slots = np.full(1 << self.bits, _NONE, np.int32)
+        self.slots[top] = np.arange(len(top), dtype=np.int32)
+        self.slots[top[1:][top[1:] == top[:-1]]] = _SEVERAL  # hashes are sorted: equal top bits are adjacent
+
+    def find(self, needles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(positions in needles, index in hashes) of the needles that are among the hashes."""
+        slot = self.slots[(needles >> np.uint64(64 - self.bits)).astype(np.int64)]
+        some = np.flatnonzero(slot != _NONE)
+        one = some[slot[some] >= 0]
+        one = one[self.hashes[slot[one]] == needles[one]]
+        several = some[slot[some] == _SEVERAL]
+        at = np.minimum(np.searchsorted(self.hashes, needles[several]), len(self.hashes) - 1)
+        found = self.hashes[at] == needles[several]
+        positions = np.r_[one, several[found]]
+        order = np.argsort(positions, kind="stable")
+        return positions[order], np.r_[slot[one].astype(np.int64), at[found]][order]
+
+
+class HashedNgrams:
+    """The word n-grams (each n in `ns`) of a set of test texts; `match_batch` gives the (row, test) pairs of a
+    batch of training texts that share one, exactly as overlap.NgramIndex(tests, n).matches does row by row.
+    `hash_bits` below 64 keeps only that many bits of each n-gram hash: for tests that force collisions."""
+
+    def __init__(self, tests: Sequence[str], ns: Sequence[int] = (10, 13), hash_bits: int = 64):
+        if not ns or any(int(n) < 1 for n in ns):
+            raise ValueError(f"ns: n-gram sizes must be positive integers, got {list(ns)}")
+        if not 1 <= hash_bits <= 64:
+            raise ValueError(f"hash_bits: must be in 1..64, got {hash_bits}")
+        self.ns, self.hash_bits, self.n_tests = tuple(int(n) for n in ns), hash_bits, len(tests)
+        self._hasher = Hasher()
+        batch = self._batch(tests)
+        self.test_data, self.test_spans = batch.data, batch.spans
+        self.tables = {n: self._table(batch, n) for n in self.ns}
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "_hasher"}  # power tables: rebuilt on arrival
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, _hasher=Hasher())
+
+    def match_batch(self, texts: Sequence[str]) -> dict[int, Matches]:
+        """Per n: the verified (row position, test id) pairs of `texts` sharing an n-gram with a test item."""
+        batch = self._batch(texts)
+        return {n: self._verify(batch, n, *self._candidates(batch, n)) for n in self.ns}
+
+    def _batch(self, texts: Sequence[str]) -> _Batch:
+        data = normalised_bytes(texts)
+        spans = word_spans(data, len(texts))
+        return _Batch(data, spans, self._hasher.windows(self._hasher.words(data, spans.starts, spans.ends)))
+
+    def _windows(self, batch: _Batch, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """(first word, hash) of every window of n words inside one row."""
+        rows = batch.spans.rows
+        first = np.flatnonzero(rows[: max(len(rows) - n + 1, 0)] == rows[n - 1 :])
+        hashes = batch.windows.of(first, n)
+        if self.hash_bits < 64:
+            hashes >>= np.uint64(64 - self.hash_bits)
+        return first, hashes
+
+    def _table(self, batch: _Batch, n: int) -> _Table:
+        return _Table(*self._windows(batch, n))
+
+    def _candidates(self, batch: _Batch, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """(first word of a row window, first word of a test window) for every two windows of equal hash."""
+        table = self.tables[n]
+        first, hashes = self._windows(batch, n)
+        if not len(table.hashes):
+            return first[:0], first[:0]
+        hit, index = table.find(hashes)
+        sizes = table.owner_ptr[index + 1] - table.owner_ptr[index]
+        owners = table.owner_word[np.repeat(table.owner_ptr[index], sizes) + ranks(sizes)]
+        return np.repeat(first[hit], sizes), owners
+
+    def _verify(self, batch: _Batch, n: int, window: np.ndarray, owner: np.ndarray) -> Matches:
+        """The (row, test) pairs whose n-grams really are equal. A pair's first candidate decides unless a hash
+        collision made it fail; then the pair's other candidates are tried."""
+        pair = batch.spans.rows[window] * max(self.n_tests, 1) + self.test_spans.rows[owner]
+        order = np.argsort(pair, kind="stable")
+        pair, window, owner = pair[order], window[order], owner[order]
+        starts = np.flatnonzero(np.r_[True, pair[1:] != pair[:-1]][: len(pair)])
+        stops = np.r_[starts[1:], len(pair)].astype(np.int64)
+        same = self._same(batch, n, window[starts], owner[starts])
+        for p in np.flatnonzero(~same).tolist():
+            rest = slice(starts[p] + 1, stops[p])
+            same[p] = self._same(batch, n, window[rest], owner[rest]).any()
+        rows, tests = np.divmod(pair[starts[same]], max(self.n_tests, 1))
+        return Matches(rows.astype(np.int64), tests.astype(np.int64), int((~same).sum()))
+
+    def _same(self, batch: _Batch, n: int, window: np.ndarray, owner: np.ndarray) -> np.ndarray:
+        """Whether each row window's words equal its test window's, compared as normalised bytes: equal spans,
+        or equal words when the gaps between them differ (a word holds no gap byte)."""
+        row, test, rs, ts = batch.data, self.test_data, batch.spans, self.test_spans
+        bounds = (rs.starts[window], rs.ends[window + n - 1], ts.starts[owner], ts.ends[owner + n - 1])
+        same = []
+        for a, b, c, d in zip(*(x.tolist() for x in bounds)):
+            x, y = row[a:b], test[c:d]
+            same.append(x == y or x.split() == y.split())
+        return np.array(same, bool)
+
+
+class NgramTally:
+    """Per test item and n: how many training rows match it and its first `kept` rows (the smallest row ids,
+    which is stream order): what `rephraser detect scan`'s first pass keeps, from any split into batches or
+    shards, added and merged in any order."""
+
+    def __init__(self, n_tests: int, ns: Sequence[int] = (10, 13), kept: int = MATCHES_KEPT):
+        self.n_tests, self.ns, self.kept = n_tests, tuple(ns), kept
+        self.counts = {n: np.zeros(n_tests, np.int64) for n in self.ns}
+        self._first = {n: np.full((n_tests, kept), _NO_ROW, np.int64) for n in self.ns}
+
+    def add(self, found: dict[int, Matches], start: int = 0, row_ids: np.ndarray | None = None) -> None:
+        """Count a batch's matches; a row's id is `start` + its position, or row_ids[position] when given."""
+        for n in self.ns:
+            m = found[n]
+            ids = m.rows + start if row_ids is None else np.asarray(row_ids, np.int64)[m.rows]
+            self.counts[n] += np.bincount(m.tests, minlength=self.n_tests)
+            self._first[n] = _smallest(self._first[n], _first_per_test(ids, m.tests, self.n_tests, self.kept))
+
+    def merge(self, other: NgramTally) -> NgramTally:
+        """This tally and another over other rows, combined (in either order: the same result)."""
+        if (other.n_tests, other.ns, other.kept) != (self.n_tests, self.ns, self.kept):
+            raise ValueError("merge: tallies of different test sets, n-gram sizes or kept rows")
+        out = NgramTally(self.n_tests, self.ns, self.kept)
+        for n in self.ns:
+            out.counts[n] = self.counts[n] + other.counts[n]
+            out._first[n] = _smallest(self._first[n], other._first[n])
+        return out
+
+    def first_rows(self, n: int) -> list[list[int]]:
+        """Per test item, its first matching row ids (at most `kept`), in increasing order."""
+        return [[r for r in row if r != _NO_ROW] for row in self._first[n].tolist()]
+
+
+def _first_per_test(ids: np.ndarray, tests: np.ndarray, n_tests: int, kept: int) -> np.ndarray:
+    """[n_tests, kept]: each test item's smallest row ids among the pairs, padded with _NO_ROW."""
+    out = np.full((n_tests, kept), _NO_ROW, np.int64)
+    order = np.lexsort((ids, tests))
+    ids, tests = ids[order], tests[order]
+    rank = np.arange(len(tests)) - np.searchsorted(tests, tests)  # position within its test item's group
+    keep = rank < kept
+    out[tests[keep], rank[keep]] = ids[keep]
+    return out
+
+
+def _smallest(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.sort(np.concatenate([a, b], axis=1), axis=1)[:, : a.shape[1]]
