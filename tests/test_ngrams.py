@@ -154,10 +154,10 @@ def test_normalised_words_equal_overlap_words_for_every_code_point():
     chars = list(map(chr, range(sys.maxunicode + 1)))
     rows = ["".join(f"a{c}B{c}{c} " for c in chars[k : k + 2048]) for k in range(0, len(chars), 2048)]
     data = normalised_bytes(rows)
-    spans = word_spans(data, len(rows))
+    spans = word_spans(data)
     got = [data[a:b].decode("utf-8", "surrogatepass") for a, b in zip(spans.starts.tolist(), spans.ends.tolist())]
     expected = [(r, w) for r, row in enumerate(rows) for w in words(row)]
-    assert list(zip(spans.rows.tolist(), got)) == expected
+    assert list(zip(spans.rows_of(np.arange(len(got))).tolist(), got)) == expected
 
 
 def test_a_forced_hash_collision_is_caught_by_the_verification():
@@ -270,3 +270,19 @@ def test_bad_sizes_are_refused():
         HashedNgrams(["a b c"], ns=(0,))
     with pytest.raises(ValueError, match="hash_bits"):
         HashedNgrams(["a b c"], hash_bits=0)
+
+
+def test_a_batch_matched_in_pieces_gives_the_same_pairs(monkeypatch):
+    """Large batches are matched in pieces of about SLICE_CHARS characters: the pieces' row positions and
+    counts must join up."""
+    from rephraser.detect import ngrams
+
+    tests, rows = case_planted(random.Random(9))
+    whole = HashedNgrams(tests, NS).match_batch(rows)
+    monkeypatch.setattr(ngrams, "SLICE_CHARS", 300)
+    pieces = HashedNgrams(tests, NS).match_batch(rows)
+    assert len(ngrams._slices(rows)) > 10
+    for n in NS:
+        assert pieces[n].rows.tolist() == whole[n].rows.tolist()
+        assert pieces[n].tests.tolist() == whole[n].tests.tolist()
+        assert pieces[n].row_sets(len(rows)) == exact_sets(tests, rows, n)

@@ -1,12 +1,13 @@
 """A batch of texts normalised as `rephraser.overlap.words` does, as one numpy byte array: no Python call per word.
 
-    data = normalised_bytes(texts)          # each row's words in UTF-8, gaps of 0x20, rows ended by 0xFF
-    spans = word_spans(data, len(texts))    # WordSpans: byte start, end and row of every word
+    data = normalised_bytes(texts)          # each row's words in UTF-8, gaps of 0x20, rows ended by 0xFF, padded
+    spans = word_spans(data)                # WordSpans: byte start and end of every word; rows_of(words)
 
 overlap.words is lm-eval's janitor: ASCII letters lowered, ASCII punctuation deleted, then str.split() (split on
 Unicode whitespace). Here the rows are encoded to UTF-8 and joined with 0xFF (a byte UTF-8 never uses), then a
 byte table lowers and deletes (those characters are ASCII, and UTF-8 never uses an ASCII byte inside a multi-byte
-character) and the whitespace characters become 0x20, multi-byte ones found by their encodings. The tables are
+character) and the whitespace characters become 0x20 (multi-byte ones, found by their encodings, one 0x20 per
+byte). The tables are
 derived from overlap.normalise and str.isspace of the running Python, so they follow both; tests compare the
 words with overlap.words over every code point. Lone surrogates (from JSON escapes) are kept ("surrogatepass").
 """
@@ -23,6 +24,7 @@ import numpy as np
 from rephraser.overlap import normalise
 
 GAP, ROW_END = 0x20, 0xFF
+PAD = 8
 
 
 @dataclass(frozen=True)
@@ -55,43 +57,43 @@ def _tables() -> _Tables:
 
 def normalised_bytes(texts: Sequence[str]) -> bytes:
     """The words of every text (as overlap.words gives them) in UTF-8, separated by GAP bytes (one or more),
-    each row followed by ROW_END except the last."""
+    each row followed by ROW_END except the last, then PAD gap bytes (so 8 bytes can be read at any word)."""
     tables = _tables()
-    data = b"\xff".join([t.encode("utf-8", "surrogatepass") for t in texts]).translate(tables.translate, tables.delete)
-    out = np.frombuffer(data, np.uint8)
-    leads = np.flatnonzero(out >= 0x80)  # multi-byte characters: few in most text
-    leads = leads[tables.space_lead[out[leads]]]
+    rows = [t.encode("utf-8", "surrogatepass") for t in texts]
+    data = (b"\xff".join(rows) + b" " * PAD).translate(tables.translate, tables.delete)
+    raw = np.frombuffer(data, np.uint8)
+    leads = np.flatnonzero(raw >= 0x80)  # multi-byte characters: few in most text
+    leads = leads[tables.space_lead[raw[leads]]]
     if not len(leads):
         return data
-    out, keep = out.copy(), np.ones(len(out), bool)
+    out = raw.copy()
     for length, keys in tables.space_keys.items():  # a lead byte is always followed by its continuation bytes
         key = np.zeros(len(leads), np.int64)
         for i in range(length):
-            key = (key << 8) | out[np.minimum(leads + i, len(out) - 1)]
+            key = (key << 8) | raw[np.minimum(leads + i, len(raw) - 1)]
         spaces = leads[np.isin(key, keys)]
-        out[spaces] = GAP
-        for i in range(1, length):
-            keep[spaces + i] = False
-    return out[keep].tobytes()
+        for i in range(length):  # the character becomes `length` gap bytes: a gap may be any length
+            out[spaces + i] = GAP
+    return out.tobytes()
 
 
 @dataclass(frozen=True)
 class WordSpans:
     starts: np.ndarray  # int64 byte offset of each word
     ends: np.ndarray  # int64 exclusive end of each word
-    rows: np.ndarray  # int64 row of each word (non-decreasing)
-    first_word: np.ndarray  # int64 per row: index of its first word (of the next row's, if it has none)
+    row_ends: np.ndarray  # int64 byte offset of each ROW_END
+
+    def rows_of(self, words: np.ndarray) -> np.ndarray:
+        """The row of each of these words (computed for the few words asked about, not for all)."""
+        return np.searchsorted(self.row_ends, self.starts[words])
 
 
-def word_spans(data: bytes, n_rows: int) -> WordSpans:
-    """Where the words of normalised_bytes(texts) lie, for len(texts) == n_rows."""
+def word_spans(data: bytes) -> WordSpans:
+    """Where the words of normalised_bytes(texts) lie."""
     clean = np.frombuffer(data, np.uint8)
     gap = np.ones(len(clean) + 2, bool)  # gap[i + 1]: byte i separates words; both ends count as gaps
     np.equal(clean, GAP, out=gap[1:-1])
     row_ends = np.flatnonzero(clean == ROW_END)
     gap[row_ends + 1] = True
     edges = np.flatnonzero(gap[1:] != gap[:-1])  # alternately a word's first byte and its end
-    starts, ends = edges[0::2], edges[1::2]
-    first_word = np.r_[0, np.searchsorted(starts, row_ends)].astype(np.int64)
-    rows = np.repeat(np.arange(n_rows, dtype=np.int64), np.diff(np.r_[first_word, len(starts)]))
-    return WordSpans(starts, ends, rows, first_word)
+    return WordSpans(edges[0::2].copy(), edges[1::2].copy(), row_ends)  # contiguous: faster to index with
