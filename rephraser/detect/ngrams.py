@@ -9,9 +9,11 @@
 
 The measure is rephraser.overlap's (NgramIndex: a row and a test item match at n when they share a run of n or
 more words after lm-eval's normalisation); this module computes it faster. A batch of texts becomes one byte
-string of normalised words (ngram_bytes), every word a 64-bit hash and every window of n words inside a row a
-64-bit hash (ngram_hash), all in numpy; window hashes are looked up in the test items' sorted hashes (a bitmap
-of their top bits first, then searchsorted). No Python loop runs per word or n-gram.
+string of normalised words (ngram_bytes), every word a 64-bit hash and every window of n words a 64-bit hash
+(ngram_hash), all in numpy; window hashes are looked up in a table of the test items' hashes indexed by their
+top bits (sorted hashes and searchsorted where two share a slot). The smallest n is looked up at every window;
+a larger n only at the windows the smallest found (a test item's 13-gram begins with one of its 10-grams), so
+a row that matches nothing costs one lookup per word. No Python loop runs per word or n-gram.
 
 Exact, not probabilistic: equal n-grams always hash equally, so nothing is missed; every (row, test) pair a hash
 finds is verified by comparing the row's n-gram with the test item's, as normalised bytes (equal bytes, or equal
@@ -20,8 +22,9 @@ collision made it fail. Tests check the result against overlap.NgramIndex and Ov
 
 Pickled (for Ray workers), an index is numpy arrays and one bytes object: per n the sorted hashes and, per hash,
 the test windows that own it (hence the test items); the test items' normalised bytes and word offsets for
-verifying. About 1 MB for GSM-8K's 1319 test items. Written by hand: no maintained library finds exact shared
-word n-grams over numpy batches (datasketch's MinHash estimates similarity, it does not find shared runs).
+verifying; lookup tables are rebuilt on arrival. 2.3 MB for GSM-8K's 1319 test items (the two NgramIndex dicts
+it replaces pickle to 6.5 MB). Written by hand: no maintained library finds exact shared word n-grams over
+numpy batches (datasketch's MinHash estimates similarity, it does not find shared runs).
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from rephraser.detect.ngram_hash import Hasher, Polynomials, ranks
 MATCHES_KEPT = 5  # first rows kept per test item, as rephraser.detect.scan keeps them
 _NO_ROW = np.iinfo(np.int64).max  # an empty slot among a tally's first rows
 _NONE, _SEVERAL = -1, -2  # a lookup slot with no hash, or with more than one
-SLICE_CHARS = 500_000  # a batch is matched in pieces of about this many characters (see _slices)
+SLICE_CHARS = 1_000_000  # a batch is matched in pieces of about this many characters (see _slices)
 
 
 @dataclass(frozen=True)
@@ -70,8 +73,8 @@ class _Table:
     def __init__(self, first: np.ndarray, hashes: np.ndarray):
         order = np.argsort(hashes, kind="stable")
         self.hashes, start = np.unique(hashes[order], return_index=True)  # uint64, sorted
-        self.owner_ptr = np.r_[start, len(order)].astype(np.int64)  # CSR offsets into owner_word
-        self.owner_word = first[order]  # first word (among all the test items' words) of each window
+        self.owner_ptr = np.r_[start, len(order)].astype(np.int32)  # CSR offsets into owner_word
+        self.owner_word = first[order].astype(np.int32)  # first word (among all test items' words) of each window
         self._lookup()
 
     def __getstate__(self) -> dict:
@@ -114,15 +117,21 @@ class HashedNgrams:
         self.ns, self.hash_bits, self.n_tests = tuple(int(n) for n in ns), hash_bits, len(tests)
         self._hasher = Hasher()
         batch = self._batch(tests)
-        self.test_data, self.test_spans = batch.data, batch.spans
-        self.test_of_word = batch.spans.rows_of(np.arange(len(batch.spans.starts)))
         self.tables = {n: self._table(batch, n) for n in self.ns}
+        spans = batch.spans  # kept for verifying, as int32 (half the size to ship)
+        self.test_data = batch.data
+        self.test_spans = WordSpans(*(a.astype(np.int32) for a in (spans.starts, spans.ends, spans.row_ends)))
+        self._derived()
 
-    def __getstate__(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k != "_hasher"}  # power tables: rebuilt on arrival
+    def _derived(self) -> None:
+        self.test_of_word = self.test_spans.rows_of(np.arange(len(self.test_spans.starts)))
+
+    def __getstate__(self) -> dict:  # the power tables and test_of_word are rebuilt on arrival
+        return {k: v for k, v in self.__dict__.items() if k not in ("_hasher", "test_of_word")}
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state, _hasher=Hasher())
+        self._derived()
 
     def match_batch(self, texts: Sequence[str]) -> dict[int, Matches]:
         """Per n: the verified (row position, test id) pairs of `texts` sharing an n-gram with a test item.
@@ -133,8 +142,8 @@ class HashedNgrams:
             batch = self._batch(texts[start:stop])
             found, windows = {}, None
             for n in sorted(self.ns):
-                window, owner, windows = self._candidates(batch, n, windows)
-                found[n] = self._verify(batch, n, window, owner)
+                window, rows, owner, windows = self._candidates(batch, n, windows)
+                found[n] = self._verify(batch, n, window, rows, owner)
             parts.append((start, found))
         if len(parts) == 1:
             return {n: parts[0][1][n] for n in self.ns}
@@ -167,24 +176,27 @@ class HashedNgrams:
         return _Table(first[inside], hashes[inside])
 
     def _candidates(self, batch: _Batch, n: int, first: np.ndarray | None):
-        """(first word of a row window, first word of a test window) for every two windows of equal hash
-        inside a row, and the row windows among them (each once: a window has one hash)."""
+        """(first word of a row window, its row, first word of a test window) for every two windows of equal
+        hash inside a row, and the row windows among them (each once: a window has one hash)."""
         table = self.tables[n]
         first, hashes = self._hashes(batch, n, first)
         if not len(table.hashes):
-            return (np.zeros(0, np.int64),) * 3
+            return (np.zeros(0, np.int64),) * 4
         hit, index = table.find(hashes)
         hit = hit if first is None else first[hit]
-        inside = self._inside_rows(batch.spans, hit, n)
-        hit, index = hit[inside], index[inside]
+        rows = batch.spans.rows_of(hit)
+        inside = rows == batch.spans.rows_of(hit + n - 1)
+        hit, rows, index = hit[inside], rows[inside], index[inside]
+        if len(table.owner_word) == len(table.hashes):  # every hash has one owner (the usual case)
+            return hit, rows, table.owner_word[index], hit
         sizes = table.owner_ptr[index + 1] - table.owner_ptr[index]
         owners = table.owner_word[np.repeat(table.owner_ptr[index], sizes) + ranks(sizes)]
-        return np.repeat(hit, sizes), owners, hit
+        return np.repeat(hit, sizes), np.repeat(rows, sizes), owners, hit
 
-    def _verify(self, batch: _Batch, n: int, window: np.ndarray, owner: np.ndarray) -> Matches:
+    def _verify(self, batch: _Batch, n: int, window: np.ndarray, rows: np.ndarray, owner: np.ndarray) -> Matches:
         """The (row, test) pairs whose n-grams really are equal. One candidate of each pair decides unless a
         hash collision made it fail; then the pair's other candidates are tried."""
-        pair = batch.spans.rows_of(window) * max(self.n_tests, 1) + self.test_of_word[owner]
+        pair = rows * max(self.n_tests, 1) + self.test_of_word[owner]
         runs = np.flatnonzero(np.r_[True, pair[1:] != pair[:-1]][: len(pair)])  # a copied run: one pair
         pairs, first = np.unique(pair[runs], return_index=True)
         pick = runs[first]
@@ -241,8 +253,8 @@ class NgramTally:
 
 
 def _slices(texts: Sequence[str]) -> list[tuple[int, int]]:
-    """[start, stop) pieces of about SLICE_CHARS characters: numpy's temporaries then stay in the CPU's cache
-    (measured: 2048 GSM-8K rows a piece ran ~20 % faster than 4096 or 512)."""
+    """[start, stop) pieces of about SLICE_CHARS characters: the temporaries (a few dozen bytes per word) stay
+    bounded whatever batch a caller (a Ray worker) passes; speed is the same from 0.25 to 2 M characters."""
     ends = np.cumsum([len(t) for t in texts])
     cuts = np.searchsorted(ends, np.arange(SLICE_CHARS, ends[-1] if len(ends) else 0, SLICE_CHARS), side="right")
     bounds = [0, *sorted(set(cuts.tolist()) - {0, len(texts)}), len(texts)]
