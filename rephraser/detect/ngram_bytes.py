@@ -77,15 +77,21 @@ def normalised_bytes(texts: Sequence[str]) -> bytes:
     return out.tobytes()
 
 
-@dataclass(frozen=True)
+@dataclass
 class WordSpans:
     starts: np.ndarray  # int64 byte offset of each word
     ends: np.ndarray  # int64 exclusive end of each word
     row_ends: np.ndarray  # int64 byte offset of each ROW_END
+    _rows: np.ndarray | None = None  # the row of every word, once many were asked about
 
     def rows_of(self, words: np.ndarray) -> np.ndarray:
-        """The row of each of these words (computed for the few words asked about, not for all)."""
-        return np.searchsorted(self.row_ends, self.starts[words])
+        """The row of each of these words: a binary search for a few, a lookup in a table of all for many."""
+        if self._rows is None and len(words) * 8 < len(self.starts):
+            return np.searchsorted(self.row_ends, self.starts[words])
+        if self._rows is None:
+            per_row = np.diff(np.r_[0, np.searchsorted(self.starts, self.row_ends), len(self.starts)])
+            self._rows = np.repeat(np.arange(len(self.row_ends) + 1), per_row)
+        return self._rows[words]
 
 
 def word_spans(data: bytes) -> WordSpans:

@@ -124,7 +124,8 @@ class HashedNgrams:
         self._derived()
 
     def _derived(self) -> None:
-        self.test_of_word = self.test_spans.rows_of(np.arange(len(self.test_spans.starts)))
+        spans = self.test_spans
+        self.test_of_word = np.searchsorted(spans.row_ends, spans.starts)  # the test item of every test word
 
     def __getstate__(self) -> dict:  # the power tables and test_of_word are rebuilt on arrival
         return {k: v for k, v in self.__dict__.items() if k not in ("_hasher", "test_of_word")}
@@ -187,9 +188,9 @@ class HashedNgrams:
         rows = batch.spans.rows_of(hit)
         inside = rows == batch.spans.rows_of(hit + n - 1)
         hit, rows, index = hit[inside], rows[inside], index[inside]
-        if len(table.owner_word) == len(table.hashes):  # every hash has one owner (the usual case)
-            return hit, rows, table.owner_word[index], hit
         sizes = table.owner_ptr[index + 1] - table.owner_ptr[index]
+        if (sizes == 1).all():  # each of these n-grams is in one test item once (the usual case)
+            return hit, rows, table.owner_word[table.owner_ptr[index]], hit
         owners = table.owner_word[np.repeat(table.owner_ptr[index], sizes) + ranks(sizes)]
         return np.repeat(hit, sizes), np.repeat(rows, sizes), owners, hit
 
