@@ -151,14 +151,15 @@ def test_planted_runs_are_flagged_from_ten_and_thirteen_words_on():
 
 
 def test_normalised_words_equal_overlap_words_for_every_code_point():
-    """Every character next to letters, 2048 code points a row: the words and rows are overlap.words'."""
+    """Every character between letters, 4096 code points a row: the words and their rows are overlap.words'."""
     chars = list(map(chr, range(sys.maxunicode + 1)))
-    rows = ["".join(f"a{c}B{c}{c} " for c in chars[k : k + 2048]) for k in range(0, len(chars), 2048)]
+    rows = ["".join(f"a{c}B{c} " for c in chars[k : k + 4096]) for k in range(0, len(chars), 4096)]
     data = normalised_bytes(rows)
     spans = word_spans(data)
     got = [data[a:b].decode("utf-8", "surrogatepass") for a, b in zip(spans.starts.tolist(), spans.ends.tolist())]
-    expected = [(r, w) for r, row in enumerate(rows) for w in words(row)]
-    assert list(zip(spans.rows_of(np.arange(len(got))).tolist(), got)) == expected
+    expected = [words(row) for row in rows]
+    assert got == [w for row in expected for w in row]
+    assert spans.rows_of(np.arange(len(got))).tolist() == [r for r, row in enumerate(expected) for _ in row]
 
 
 def test_a_forced_hash_collision_is_caught_by_the_verification():
