@@ -306,3 +306,14 @@ def test_a_batch_matched_in_pieces_gives_the_same_pairs(monkeypatch):
         assert pieces[n].rows.tolist() == whole[n].rows.tolist()
         assert pieces[n].tests.tolist() == whole[n].tests.tolist()
         assert pieces[n].row_sets(len(rows)) == exact_sets(tests, rows, n)
+
+
+@pytest.mark.parametrize("dtype", [object, str])
+def test_a_numpy_column_of_texts_is_a_batch_too(dtype):
+    """Ray Data hands map_batches a column as a numpy array (object or fixed-width unicode)."""
+    tests, rows = case_punctuation_and_case(random.Random(4))
+    index = HashedNgrams(tests, NS)
+    as_list, as_array = index.match_batch(rows), index.match_batch(np.array(rows, dtype=dtype))
+    for n in NS:
+        assert as_array[n].rows.tolist() == as_list[n].rows.tolist()
+        assert as_array[n].tests.tolist() == as_list[n].tests.tolist()

@@ -1,15 +1,15 @@
-"""A batch of texts normalised as `rephraser.overlap.words` does, as one numpy byte array: no Python call per word.
+"""A batch of texts normalised as `rephraser.overlap.words` does, as one byte string: no Python call per word.
 
     data = normalised_bytes(texts)          # each row's words in UTF-8, gaps of 0x20, rows ended by 0xFF, padded
     spans = word_spans(data)                # WordSpans: byte start and end of every word; rows_of(words)
 
 overlap.words is lm-eval's janitor: ASCII letters lowered, ASCII punctuation deleted, then str.split() (split on
-Unicode whitespace). Here the rows are encoded to UTF-8 and joined with 0xFF (a byte UTF-8 never uses), then a
-byte table lowers and deletes (those characters are ASCII, and UTF-8 never uses an ASCII byte inside a multi-byte
-character) and the whitespace characters become 0x20 (multi-byte ones, found by their encodings, one 0x20 per
-byte). The tables are
-derived from overlap.normalise and str.isspace of the running Python, so they follow both; tests compare the
-words with overlap.words over every code point. Lone surrogates (from JSON escapes) are kept ("surrogatepass").
+Unicode whitespace). Here the rows are encoded to UTF-8 and joined with 0xFF (a byte UTF-8 never uses), then
+bytes.translate lowers and deletes (those characters are ASCII, and UTF-8 never uses an ASCII byte inside a
+multi-byte character) and turns ASCII whitespace into 0x20; multi-byte whitespace, found by its encodings with
+numpy, becomes one 0x20 per byte. The tables derive from overlap.normalise and str.isspace of the running Python,
+so they follow both; tests compare the words with overlap.words over every code point. Lone surrogates (from
+JSON escapes) are kept ("surrogatepass").
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import numpy as np
 from rephraser.overlap import normalise
 
 GAP, ROW_END = 0x20, 0xFF
-PAD = 8
+PAD = 8  # gap bytes after the last row: 8 bytes can be read from any word's start (ngram_hash)
 
 
 @dataclass(frozen=True)
@@ -79,9 +79,9 @@ def normalised_bytes(texts: Sequence[str]) -> bytes:
 
 @dataclass
 class WordSpans:
-    starts: np.ndarray  # int64 byte offset of each word
-    ends: np.ndarray  # int64 exclusive end of each word
-    row_ends: np.ndarray  # int64 byte offset of each ROW_END
+    starts: np.ndarray  # byte offset of each word (int64; int32 in a HashedNgrams' test spans)
+    ends: np.ndarray  # exclusive end of each word
+    row_ends: np.ndarray  # byte offset of each ROW_END
     _rows: np.ndarray | None = None  # the row of every word, once many were asked about
 
     def rows_of(self, words: np.ndarray) -> np.ndarray:
