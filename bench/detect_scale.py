@@ -3,21 +3,24 @@
     python bench/detect_scale.py --stage ngram [--rows 200000] [--sizes 200000 500000 1000000 2000000]
                                  [--batch 4096] [--data-dir ../shared/data] [--cpu 0]
 
-Stages (more are added here as they come; each is a function taking the parsed arguments):
+Stages (more are added here as they come: a function taking the parsed arguments, named in STAGES):
   ngram  the hashed n-gram stage (rephraser.detect.ngrams: HashedNgrams.match_batch + NgramTally, 10- and
          13-grams at once) vs today's per-row matcher (overlap.NgramIndex.matches per row and n, counts and
          first rows kept as scan.first_pass keeps them), against GSM-8K test (1319 items) and HumanEval (164).
          1. speed: --rows rows streamed in --batch batches, both matchers timed batch by batch in turn (so a
             busy machine slows both alike); rows/s by CPU time and by wall time, the ratio (target >= 10x);
-            the two results (counts and first rows per test item and n) are checked equal first.
+            the two results (counts and first rows per test item and n) are checked equal first. Then the
+            same on --rows/4 rows without any test item and on --rows/4 verbatim copies of the test items,
+            to show where the time goes (a copied row has ~40 matching windows to verify and count).
          2. memory: the hashed stage alone over each of --sizes rows, streamed: rows/s and peak memory (RSS
             high-water mark, reset before each size; tracemalloc's peak of what Python and numpy allocate);
             target: flat as rows grow.
 Rows: GSM-8K train questions, the LMSYS rephrases (GSM-8K, HumanEval Python) and verbatim copies of the test
-items (GSM-8K test questions, HumanEval prompt + solution), mixed (seeded shuffle) and cycled; every pass after
-the first perturbs each row (two adjacent words swapped, a word's case or punctuation changed) so rows do not
-repeat exactly. Data is read in place from the mirror. One core: the process pins itself (--cpu) and sets the
-thread variables before numpy loads.
+items (GSM-8K test questions, HumanEval prompt + solution; 14 % of the rows), mixed (seeded shuffle) and
+cycled; every pass after the first perturbs each row (two adjacent words swapped, a word's case or punctuation
+changed) so rows do not repeat exactly. Data is read in place from the mirror. One core: the process pins
+itself (--cpu) and sets the thread variables before numpy loads. The load average is printed: on a shared
+machine CPU-time rates are the steadier figure. About 1 min of CPU for the speed part, 4 for the memory part.
 """
 
 from __future__ import annotations
