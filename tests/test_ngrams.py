@@ -317,3 +317,10 @@ def test_a_numpy_column_of_texts_is_a_batch_too(dtype):
     for n in NS:
         assert as_array[n].rows.tolist() == as_list[n].rows.tolist()
         assert as_array[n].tests.tolist() == as_list[n].tests.tolist()
+
+
+def test_an_empty_batch_and_an_empty_test_set_match_nothing():
+    tests, rows = case_planted(random.Random(1))
+    for index, batch in ((HashedNgrams(tests, NS), []), (HashedNgrams([], NS), rows)):
+        found = index.match_batch(batch)
+        assert all(len(found[n].rows) == len(found[n].tests) == 0 for n in NS)
