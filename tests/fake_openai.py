@@ -146,6 +146,26 @@ def _completion(body: dict, text: str, finish_reason: str = "stop") -> dict:
     }
 
 
+def within(seconds: float, fn):
+    """fn() in a thread: its result, or a failed test (not a hung one) when it takes longer than `seconds` (a
+    client that sleeps for what a server asks, or waits on a trickle, would otherwise hang the suite)."""
+    result: dict = {}
+
+    def run():
+        try:
+            result["value"] = fn()
+        except BaseException as e:
+            result["error"] = e
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"still running after {seconds} s"
+    if "error" in result:
+        raise result["error"]
+    return result["value"]
+
+
 def spaced(text: str, every: int = 4, word: str = "indeed") -> str:
     """An acceptable 'rephrase' for tests: the same words (numbers kept), a filler word after every `every`
     words, so no run of `every + 1` words is shared with the original."""

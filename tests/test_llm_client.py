@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
-from fake_openai import FakeOpenAI
+from fake_openai import FakeOpenAI, within
 
 from rephraser.llm_client import ChatClient, EndpointUnreachable
 
@@ -59,25 +59,6 @@ def serve(monkeypatch):
 
 def ask(client, *names, **sampling):
     return client.chat_many([[{"role": "user", "content": n}] for n in names], **sampling)
-
-
-def within(seconds: float, fn):
-    """fn() in a thread; fails the test (instead of hanging it) when it takes longer than `seconds`."""
-    result: dict = {}
-
-    def run():
-        try:
-            result["value"] = fn()
-        except BaseException as e:
-            result["error"] = e
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    assert not thread.is_alive(), f"still running after {seconds} s"
-    if "error" in result:
-        raise result["error"]
-    return result["value"]
 
 
 def completion(message: dict, finish_reason="stop") -> str:
