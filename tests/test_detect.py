@@ -192,7 +192,7 @@ def test_judge_strict_parsing_retries_and_failures(tmp_path, monkeypatch):
     server = FakeOpenAI(respond=respond, key=KEY).start()
     try:
         judge = OpenAIJudge("code", "stub", server.url, concurrency=4, timeout_s=1, reasks=2)
-        judge.client.max_retries, judge.client.backoff_s = 2, 0.05
+        judge.client.max_retries = 2  # the openai client's own backoff (0.5 s, doubling) between tries
         verdicts = judge.judge_pairs([(f"p{k}", f"other {k}") for k in range(7)])
     finally:
         server.stop()

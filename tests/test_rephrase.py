@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from fake_openai import FakeOpenAI, spaced
+from fake_openai import FakeOpenAI, spaced, within
 
 KEY = "test-key-5ecret"
 
@@ -41,6 +41,7 @@ def everything_written(folder: Path) -> str:
     return "".join(p.read_text(errors="replace") for p in folder.rglob("*") if p.is_file())
 
 
+@pytest.mark.slow
 def test_openai_backend_retries_overlap_loop_and_checks(tmp_path, data_dir):
     questions = gsm8k_questions(data_dir, 6)
     index = {q.strip(): i for i, q in enumerate(questions)}
@@ -149,6 +150,7 @@ def test_rephrased_gsm8k_file_feeds_the_existing_task(tmp_path, data_dir, monkey
     assert [d["index"] for d in docs] == list(range(12)) and docs[3]["question"] == spaced(questions[3])
 
 
+@pytest.mark.slow
 def test_dead_endpoint_missing_key_and_bad_input_fail_with_one_line(tmp_path, data_dir):
     env = {"OPENAI_API_KEY": KEY, "REPHRASER_DATA_DIR": str(data_dir)}
     with socket.socket() as s:
@@ -332,6 +334,7 @@ def test_an_unknown_field_or_empty_task_is_refused(tmp_path, data_dir):
     assert empty.returncode == 1 and "Traceback" not in empty.stderr and not (tmp_path / "o2").exists()
 
 
+@pytest.mark.slow
 def test_kill_minus_9_then_rerun_equals_an_uninterrupted_run(tmp_path, data_dir):
     index = {q.strip(): i for i, q in enumerate(gsm8k_questions(data_dir, 40))}
 
@@ -387,6 +390,262 @@ def test_kill_minus_9_then_rerun_equals_an_uninterrupted_run(tmp_path, data_dir)
     assert not asked_again  # finished items are never requested again
     changed = rephraser(*args[:-2], "--concurrency", 2, "--max-attempts", 3, "--out", out, env=env)
     assert changed.returncode == 1 and "max_attempts: 5 there, 3 now" in changed.stderr
+
+
+# --- the client, the loop and resume, against a misbehaving endpoint (issue 19). In-process unless marked slow. ---
+
+
+def run_in_process(tmp_path, mirror, monkeypatch, reply, out="out", **settings):
+    """`rephraser rephrase --benchmark gsm8k --backend openai` in this process, against a loopback server that
+    answers with `reply`: (report, records by index, the server's log, the log lines)."""
+    from rephraser.rephrase.config import RephraseConfig
+    from rephraser.rephrase.run import rephrase
+
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    monkeypatch.setenv("REPHRASER_DATA_DIR", str(mirror))
+    server = FakeOpenAI(reply, key=KEY).start()
+    lines: list[str] = []
+    cfg = RephraseConfig(
+        **{"backend": "openai", "model": "m", "api_base": server.url, "benchmark": "gsm8k", "out": str(tmp_path / out)}
+        | {"limit": 4, "max_attempts": 3, "concurrency": 4, "timeout_s": 5.0}
+        | settings
+    )
+    try:
+        report = rephrase(cfg, log=lines.append)
+    finally:
+        server.stop()
+    return report, read_jsonl(tmp_path / out / "records.jsonl"), server.log, lines
+
+
+def by_question(data_dir, n):
+    return {q.strip(): i for i, q in enumerate(gsm8k_questions(data_dir, n))}
+
+
+def test_reply_cut_at_max_tokens_is_a_truncated_attempt_answered_with_feedback(tmp_path, data_dir, monkeypatch):
+    index = by_question(data_dir, 4)
+
+    def reply(question, attempt, transient):
+        i = index[question]
+        if i == 1:
+            return ("length", spaced(question))  # cut every time: never whole
+        return ("length", spaced(question)) if i == 0 and attempt == 1 else spaced(question)
+
+    report, records, _, _ = run_in_process(tmp_path, data_dir, monkeypatch, reply, max_tokens=64)
+    assert records[0]["status"] == "accepted" and records[0]["attempts"] == 2
+    assert records[0]["history"][0] == {
+        "attempt": 1,
+        "outcome": "truncated",
+        "detail": "the reply was cut at 64 tokens",
+    }
+    assert records[1]["status"] == "failed" and records[1]["reason"] == "truncated" and records[1]["rephrased"] == ""
+    assert report["counts"]["failed"] == {"truncated": 1} and report["cost"]["truncated_replies"] == 1 + 3
+    assert report["attempts"]["outcomes"] == {"accepted": 3, "truncated": 4}
+    progress = read_jsonl(tmp_path / "out" / "progress.jsonl")
+    assert len(progress) == 4 and not any(r["rephrased"] for r in progress if r["index"] == 1)
+
+
+def test_truncation_feedback_continues_the_conversation(tmp_path, data_dir, monkeypatch):
+    from rephraser.rephrase.config import RephraseConfig
+    from rephraser.rephrase.run import rephrase
+
+    seen: list[list[dict]] = []
+
+    def respond(messages):
+        seen.append(messages)
+        question = messages[0]["content"].split("Problem:\n")[-1].strip()
+        return ("length", "Half of a") if len(messages) == 1 else spaced(question)
+
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    monkeypatch.setenv("REPHRASER_DATA_DIR", str(data_dir))
+    server = FakeOpenAI(respond=respond, key=KEY).start()
+    try:
+        cfg = RephraseConfig(
+            backend="openai",
+            model="m",
+            api_base=server.url,
+            benchmark="gsm8k",
+            limit=1,
+            max_tokens=32,
+            out=str(tmp_path),
+        )
+        rephrase(cfg, log=lambda *_: None)
+    finally:
+        server.stop()
+    retry = seen[-1]
+    assert [m["role"] for m in retry] == ["user", "assistant", "user"] and retry[1]["content"] == "Half of a"
+    assert "cut off at the length limit (32 tokens)" in retry[2]["content"]
+
+
+def test_malformed_200_replies_are_failed_attempts_not_a_crash(tmp_path, data_dir, monkeypatch):
+    index = by_question(data_dir, 4)
+    bodies = {0: "<html><body>502 Bad Gateway</body></html>", 1: '{"choices": [{"index": 0}]}', 2: '{"choices": ['}
+
+    def reply(question, attempt, transient):
+        i = index[question]
+        if i in bodies and (transient or i == 2):  # once (a failed request does not continue the chat); item 2: always
+            return ("raw", 200, "text/html" if i == 0 else "application/json", bodies[i])
+        return spaced(question)
+
+    report, records, _, _ = run_in_process(tmp_path, data_dir, monkeypatch, reply)
+    assert [r["status"] for r in records] == ["accepted", "accepted", "failed", "accepted"]
+    assert records[0]["history"][0]["outcome"] == "api_error" and "not JSON" in records[0]["history"][0]["detail"]
+    assert records[1]["history"][0]["detail"] == "malformed reply: a choice without a message"
+    assert records[2]["reason"] == "api_error" and records[2]["attempts"] == 3
+    assert report["cost"]["malformed_replies"] == 2 + 3 and report["cost"]["failed_requests"] == 5
+
+
+def test_key_quoted_in_an_error_body_never_reaches_the_outputs(tmp_path, data_dir, monkeypatch, capfd):
+    index = by_question(data_dir, 4)
+
+    def reply(question, attempt, transient):
+        return ("echo_auth", 400) if index[question] == 0 and transient else spaced(question)
+
+    report, records, _, lines = run_in_process(tmp_path, data_dir, monkeypatch, reply)
+    detail = records[0]["history"][0]["detail"]
+    assert records[0]["history"][0]["outcome"] == "api_error" and "Authorization: Bearer [redacted]" in detail
+    captured = capfd.readouterr()
+    for text in (everything_written(tmp_path / "out"), captured.out + captured.err, "\n".join(lines)):
+        assert KEY not in text and KEY[:8] not in text
+
+
+def test_retry_after_past_the_cap_fails_the_request_and_is_counted(tmp_path, data_dir, monkeypatch):
+    index = by_question(data_dir, 4)
+
+    def reply(question, attempt, transient):
+        return ("status", 429, 100000) if index[question] == 3 and transient else spaced(question)
+
+    report, records, _, _ = within(60, lambda: run_in_process(tmp_path, data_dir, monkeypatch, reply))
+    assert records[3]["status"] == "accepted" and records[3]["history"][0]["outcome"] == "api_error"
+    assert "asked to wait 100000 s" in records[3]["history"][0]["detail"]
+    assert report["cost"]["retry_after_over_cap"] == 1 and report["cost"]["failed_requests"] == 1
+
+
+def test_resume_asks_again_for_items_that_failed_with_api_errors(tmp_path, data_dir, monkeypatch):
+    """An outage is no answer about the item: a rerun asks again (and the record keeps what the item cost)."""
+    index = by_question(data_dir, 4)
+    outage = {"on": True}
+
+    def reply(question, attempt, transient):
+        if index[question] == 2:
+            if outage["on"]:
+                return question if attempt == 1 else ("status", 400, None)  # an overlap (tokens spent), then errors
+            return spaced(question)
+        return spaced(question)
+
+    _, first, _, _ = run_in_process(tmp_path, data_dir, monkeypatch, reply)
+    assert first[2]["status"] == "failed" and first[2]["reason"] == "api_error" and first[2]["prompt_tokens"] > 0
+    outage["on"] = False
+    report, again, log, lines = run_in_process(tmp_path, data_dir, monkeypatch, reply)
+    assert any("3 of 4 items were finished by an earlier run; 1 that failed with API errors" in x for x in lines)
+    assert {index[q] for _, q, _, _ in log} == {2}  # only the failed item is asked again
+    assert again[2]["status"] == "accepted" and again[2]["rephrased"] == spaced(gsm8k_questions(data_dir, 3)[2])
+    assert again[2]["prompt_tokens"] > first[2]["prompt_tokens"]
+    assert [again[k] for k in (0, 1, 3)] == [first[k] for k in (0, 1, 3)]
+    assert report["counts"] == {"items": 4, "accepted": 4, "failed": {}}
+
+
+def test_resume_refuses_a_record_made_from_another_original(tmp_path, data_dir, monkeypatch):
+    from rephraser.errors import InputError
+
+    mirror = tmp_path / "mirror"
+    (mirror / "gsm8k").mkdir(parents=True)
+    rows = [json.loads(line) for line in open(data_dir / "gsm8k" / "test.jsonl")]
+    (mirror / "gsm8k" / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    answer = lambda q, a, t: spaced(q)  # noqa: E731
+    run_in_process(tmp_path, data_dir, monkeypatch, answer, data_dir=str(mirror))
+    rows[1]["question"] = rows[1]["question"] + " (corrected)"  # the data changed under --out
+    (mirror / "gsm8k" / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    progress = read_jsonl(tmp_path / "out" / "progress.jsonl")
+    line = 1 + [r["index"] for r in progress].index(1)
+    with pytest.raises(InputError) as refused:
+        run_in_process(tmp_path, data_dir, monkeypatch, answer, data_dir=str(mirror))
+    assert str(refused.value).startswith(f"{tmp_path / 'out' / 'progress.jsonl'}:{line}: field 'original': item 1 (")
+
+
+def test_meaning_checks_batch_what_arrived_without_holding_back_the_rest(tmp_path, data_dir, monkeypatch):
+    """A slow meaning check (HumanEval runs programs) takes whatever arrived meanwhile in one batch, while the
+    other requests stay in flight; the first item is recorded before the last reply is in."""
+    from rephraser.rephrase.backends import OpenAIBackend
+    from rephraser.rephrase.config import RephraseConfig
+    from rephraser.rephrase.loop import finish_items
+    from rephraser.rephrase.presets import GSM8K
+    from rephraser.rephrase.store import Store
+
+    index = by_question(data_dir, 6)
+    checks: list[tuple[float, int]] = []
+
+    class SlowCheck(GSM8K):
+        def check(self, items, candidates):
+            checks.append((time.monotonic(), len(items)))
+            time.sleep(1.0)
+            return super().check(items, candidates)
+
+    def reply(question, attempt, transient):
+        time.sleep(0.4 * index[question])  # replies arrive one by one over 2 s
+        return spaced(question)
+
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    monkeypatch.setenv("REPHRASER_DATA_DIR", str(data_dir))
+    server = FakeOpenAI(reply, key=KEY).start()
+    cfg = RephraseConfig(
+        backend="openai", model="m", api_base=server.url, benchmark="gsm8k", limit=6, concurrency=6, out=str(tmp_path)
+    )
+    preset, store = SlowCheck(cfg), Store(tmp_path / "out", cfg)
+    finished: dict[int, float] = {}
+    record = store.finish
+    store.finish = lambda r: (finished.setdefault(r["index"], time.monotonic()), record(r))
+    try:
+        finish_items(preset.load()[:6], preset, OpenAIBackend(cfg), cfg, store, log=lambda *_: None)
+    finally:
+        store.close()
+        server.stop()
+    last_reply = max(t for t, *_ in server.log)
+    assert sorted(finished) == list(range(6)) and finished[0] < last_reply
+    assert sum(n for _, n in checks) == 6 and len(checks) < 6 and max(n for _, n in checks) > 1
+
+
+@pytest.mark.slow
+def test_kill_during_a_round_keeps_every_reply_already_decided(tmp_path, data_dir):
+    """One request of the round hangs; the others' replies are recorded as they pass. SIGKILL the real command
+    while that request still hangs: the resumed run asks again only for that item."""
+    questions = gsm8k_questions(data_dir, 12)
+    index = {q.strip(): i for i, q in enumerate(questions)}
+
+    def reply(question, attempt, transient):
+        return ("hang", 40) if index[question] == 5 and transient else spaced(question)
+
+    server = FakeOpenAI(reply, key=KEY).start()
+    args = ("--benchmark", "gsm8k", "--backend", "openai", "--model", "m", "--api-base", server.url)
+    args += ("--limit", 12, "--concurrency", 12, "--out", tmp_path / "out")
+    env = {"OPENAI_API_KEY": KEY, "REPHRASER_DATA_DIR": str(data_dir)}
+    progress = tmp_path / "out" / "progress.jsonl"
+    try:
+        exe = Path(sys.executable).with_name("rephraser")
+        proc = subprocess.Popen(
+            [str(exe), "rephrase", *map(str, args)],
+            env={**os.environ, "HF_HUB_OFFLINE": "1", **env},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not server.log:
+            time.sleep(0.05)
+        deadline = time.monotonic() + 15  # the hanging request lasts 40 s: the others must not wait for it
+        while time.monotonic() < deadline and not (progress.is_file() and progress.read_text().count("\n") >= 11):
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        killed_at = time.monotonic()
+        recorded = {r["index"] for r in read_jsonl(progress)} if progress.is_file() else set()
+        assert recorded == set(range(12)) - {5}, f"recorded before the kill: {sorted(recorded)}"
+        resumed = rephraser(*args, env=env)
+        assert resumed.returncode == 0 and "resuming: 11 of 12" in resumed.stdout, resumed.stderr[-2000:]
+    finally:
+        server.stop()
+    asked_again = {index[q] for t, q, a, s in server.log if t > killed_at}
+    assert asked_again == {5}
+    records = read_jsonl(tmp_path / "out" / "records.jsonl")
+    assert [r["status"] for r in records] == ["accepted"] * 12
 
 
 @pytest.mark.slow
@@ -455,7 +714,9 @@ def test_vllm_backend_plumbing(tmp_path, data_dir, tiny_chat):
     assert len(records) == 3 and sum(report["counts"]["failed"].values()) + report["counts"]["accepted"] == 3
     for r in records:  # a random model's text: plumbing, attempts and reasons, not quality
         assert 1 <= r["attempts"] <= 2 and r["completion_tokens"] > 0 and r["backend"] == "vllm"
-        assert r["status"] == "accepted" or r["reason"] in ("overlap", "check", "empty")
+        assert r["status"] == "accepted" or r["reason"] in ("overlap", "check", "empty", "truncated")
+    cut = [h for r in records for h in r["history"] if h["outcome"] == "truncated"]  # vLLM's finish_reason "length"
+    assert report["cost"]["truncated_replies"] == len(cut)
 
 
 def test_mmlu_preset_rejects_leaks_and_its_task_folder_loads(tmp_path, data_dir, monkeypatch):

@@ -2,12 +2,14 @@
 
     judge = make_judge("openai", model="gpt-4o", api_base=URL, kind="code")      # or "vllm", model=DIR_OR_ID
     verdicts = judge.judge_pairs([(test_text, train_text), ...])                   # True / False / None per pair
-    judge.stats -> {"pairs", "true", "false", "unparseable", "api_errors", "reasks"}
+    judge.stats -> {"pairs", "true", "false", "unparseable", "api_errors", "reasks", "truncated"}
 
 The instruction is the study's for the kind (prompts/<kind>.txt: code, math, knowledge, number_substitution,
 crosslingual); the pair goes in the user message as the study formatted it. A reply counts only if it is
-exactly True or False (whitespace, case and a final period aside); anything else is asked again, at most
-`reasks` times, and then counted as unparseable: the verdict is None, reported as such, never taken as False.
+exactly True or False (whitespace, case and a final period aside) and whole: a reply cut at max_tokens
+(finish_reason "length", counted in `truncated`) is no verdict, whatever it starts with ("True, but ..." cut to
+"True"). Anything else is asked again, at most `reasks` times, and then counted as unparseable: the verdict is
+None, reported as such, never taken as False. pairs = true + false + unparseable + api_errors.
 The openai judge uses rephraser.llm_client (concurrency, retries, timeouts, the key from the environment);
 the vllm judge runs every pair of a round in one offline `LLM.chat` call.
 """
@@ -42,7 +44,7 @@ class Judge:
     def __init__(self, kind: str, reasks: int = 2):
         self.system = instruction(kind)
         self.reasks = reasks
-        self.stats = {"pairs": 0, "true": 0, "false": 0, "unparseable": 0, "api_errors": 0, "reasks": 0}
+        self.stats = {"pairs": 0, "true": 0, "false": 0, "unparseable": 0, "api_errors": 0, "reasks": 0, "truncated": 0}
 
     def _ask(self, conversations: list[list[dict]]) -> list[Reply]:
         raise NotImplementedError
@@ -67,7 +69,9 @@ class Judge:
                 if reply.error:
                     self.stats["api_errors"] += 1
                     continue  # a failed request is not an answer: no verdict, counted
-                verdict = parse_verdict(reply.text)
+                if reply.truncated:
+                    self.stats["truncated"] += 1
+                verdict = None if reply.truncated else parse_verdict(reply.text)
                 if verdict is None:
                     still.append(i)
                 else:
@@ -108,7 +112,7 @@ class VLLMJudge(Judge):
         params = SamplingParams(temperature=0.3, max_tokens=4, seed=self.seed + self._round)
         self._round += 1
         outputs = self.llm.chat(conversations, sampling_params=params, use_tqdm=True)
-        return [Reply(text=out.outputs[0].text) for out in outputs]
+        return [Reply(text=out.outputs[0].text, finish_reason=out.outputs[0].finish_reason) for out in outputs]
 
 
 def make_judge(

@@ -1,15 +1,20 @@
 """Who rephrases: an OpenAI-compatible endpoint, vLLM's offline engine, or the offline Python rewriter.
 
     backend = make_backend(cfg)
-    replies = backend.generate(items, conversations, attempt)     # llm_client.Reply per item, in order
+    replies = backend.generate(items, conversations, attempt)     # vllm, code-ast: a Reply per item, in order
+    for batch in backend.replies(items, conversations, attempt):  # openai: [(position, Reply), ...] as they arrive
 
 openai: rephraser.llm_client (concurrency, retries, timeouts, key from the environment), one request per
-pending item. vllm: one `LLM.chat` call for all pending items of an attempt, each with a seed of its own
-(seed + attempt and item), so every retry samples anew and a rerun samples the same. code-ast: no model; attempt
-k uses the k-th, more conservative, rewriting variant, then breaks any shared run that is still too long.
+pending item, each reply handed on as it arrives (a slow request holds back no other item). vllm: one
+`LLM.chat` call for all pending items of an attempt, each with a seed of its own (seed + attempt and item), so
+every retry samples anew and a rerun samples the same; a reply cut at max_tokens carries finish_reason "length".
+code-ast: no model; attempt k uses the k-th, more conservative, rewriting variant, then breaks any shared run
+that is still too long.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 from rephraser.llm_client import ChatClient, Reply
 
@@ -22,8 +27,8 @@ class OpenAIBackend:
         self.cfg = cfg
         self.client = ChatClient(cfg.api_base, cfg.model, concurrency=cfg.concurrency, timeout_s=cfg.timeout_s)
 
-    def generate(self, items, conversations, attempt: int) -> list[Reply]:
-        return self.client.chat_many(
+    def replies(self, items, conversations, attempt: int) -> Iterator[list[tuple[int, Reply]]]:
+        return self.client.chat_stream(
             conversations,
             desc=f"rephrase, attempt {attempt + 1}",
             temperature=self.cfg.temperature,
@@ -38,6 +43,9 @@ class OpenAIBackend:
             "retries": u.retries,
             "retries_by_reason": u.by_reason,
             "failed_requests": u.failed,
+            "truncated_replies": u.truncated,
+            "malformed_replies": u.malformed,
+            "retry_after_over_cap": u.retry_after_over_cap,
         }
 
 
@@ -51,6 +59,7 @@ class VLLMBackend:
 
         self.cfg, self.model = cfg, cfg.model
         self.llm = LLM(model=resolve_model(cfg.model), seed=cfg.seed)
+        self.truncated = 0
 
     def generate(self, items, conversations, attempt: int) -> list[Reply]:
         from vllm import SamplingParams
@@ -64,18 +73,21 @@ class VLLMBackend:
             for item in items
         ]
         outputs = self.llm.chat(conversations, sampling_params=params, use_tqdm=True)
-        return [
+        replies = [
             Reply(
                 text=out.outputs[0].text,
+                finish_reason=out.outputs[0].finish_reason,  # "length": cut at max_tokens, a truncated attempt
                 prompt_tokens=len(out.prompt_token_ids or []),
                 completion_tokens=len(out.outputs[0].token_ids),
                 tries=1,
             )
             for out in outputs
         ]
+        self.truncated += sum(r.truncated for r in replies)
+        return replies
 
     def usage(self) -> dict:
-        return {}
+        return {"truncated_replies": self.truncated}
 
 
 class CodeAstBackend:

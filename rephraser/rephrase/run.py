@@ -40,9 +40,13 @@ def rephrase(cfg: RephraseConfig, log=print) -> dict:
         if not items:
             raise InputError(cfg.task or cfg.benchmark, "no items to rephrase")
         store = Store(cfg.out, cfg)
-        todo = [i for i in items if i.index not in store.done]
-        if len(todo) < len(items):
-            log(f"resuming: {len(items) - len(todo)} of {len(items)} items were finished by an earlier run")
+        todo = store.unfinished(items)
+        again = sum(i.index in store.done for i in todo)  # their earlier attempts failed at the endpoint
+        if len(todo) < len(items) or again:
+            log(
+                f"resuming: {len(items) - len(todo)} of {len(items)} items were finished by an earlier run"
+                + (f"; {again} that failed with API errors are asked again" if again else "")
+            )
         backend = make_backend(cfg) if todo else None
         if todo:
             finish_items(todo, preset, backend, cfg, store, log)
@@ -106,6 +110,7 @@ def build_report(records: list[dict], cfg, backend, seconds: float, commands: li
         "attempts": {
             "histogram": dict(sorted(Counter(r["attempts"] for r in records).items())),
             "mean": statistics.fmean(r["attempts"] for r in records),
+            "outcomes": dict(sorted(Counter(h["outcome"] for r in records for h in r["history"]).items())),
         },
         "cost": {
             "prompt_tokens": sum(r["prompt_tokens"] for r in records),
@@ -144,4 +149,6 @@ def summary(report: dict) -> str:
         f"received {report['cost']['completion_tokens']}; {report['wall_seconds']} s",
         "evaluate the twin: " + "\n  ".join(report["evaluate_with"]),
     ]
+    if counts["failed"].get("api_error"):
+        lines.insert(1, "API errors are not final: rerun the same command to ask again for those items")
     return "\n".join(lines)
