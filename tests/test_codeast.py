@@ -11,8 +11,11 @@ import copy
 import pytest
 
 from rephraser.rephrase.codeast import break_runs, rewrite_program
+from rephraser.rephrase.differential import Case, DifferentialChecker
+from rephraser.rephrase.diffinputs import build_inputs, literal_calls, render, tolerance
 from rephraser.rephrase.pyscope import Unsupported
 from rephraser.rephrase.runbreak import _pass_before
+from rephraser.sandbox import ExecutionNotAllowed
 
 
 def outcomes(source: str, entry: str, inputs: list) -> list:
@@ -424,3 +427,201 @@ def test_locals_are_still_renamed_in_plain_functions():
 def test_programs_whose_names_cannot_be_resolved_are_refused(source):
     with pytest.raises(Unsupported):
         rewrite_program(source)
+
+
+# --- the differential check's inputs ---------------------------------------------------------------------------
+
+TEST_CODE = """
+def check(candidate):
+    assert candidate([1, 2], 3) == 6
+    assert candidate([], 0) == 0
+    assert candidate(list(range(3)), 1) == 3
+    assert candidate([1, 2], 3) == 6
+    assert abs(candidate([0.5], 2) - 1.0) < 1e-6
+"""
+
+
+def test_literal_calls_are_the_tests_literal_arguments_once_each():
+    calls, skipped = literal_calls(TEST_CODE)
+    assert [c.args for c in calls] == [([1, 2], 3), ([], 0), ([0.5], 2)]
+    assert skipped == 1  # list(range(3)) is not a literal: left out and counted
+
+
+def test_tolerance_is_the_tests_own():
+    assert tolerance(TEST_CODE) == 1e-6
+    assert tolerance("def check(candidate):\n    assert candidate(1) == 2\n") == 0.0
+
+
+def test_generated_inputs_keep_the_types_and_reach_the_edges():
+    program = "def f(xs, n):\n    return sum(xs) * n\n"
+    calls = build_inputs("T/1", program, "f", TEST_CODE, generated=40)
+    assert calls[:3] == literal_calls(TEST_CODE)[0] and len(calls) == 43
+    generated = calls[3:]
+    assert all(isinstance(c.args[0], list) and type(c.args[1]) is int for c in generated)
+    ints = {c.args[1] for c in generated}
+    assert 0 in ints and any(v < 0 for v in ints)
+    assert [] in [c.args[0] for c in generated]
+    assert build_inputs("T/1", program, "f", TEST_CODE, generated=40) == calls  # seeded: the same every run
+    assert build_inputs("T/2", program, "f", TEST_CODE, generated=40) != calls
+
+
+def test_generated_strings_include_empty_and_unicode():
+    calls = build_inputs("T/3", "def f(s):\n    return s\n", "f", "assert candidate('hello') == 'hello'\n", 40)
+    texts = [c.args[0] for c in calls]
+    assert "" in texts and any(not t.isascii() for t in texts)
+
+
+def test_annotations_seed_the_inputs_when_no_test_call_is_literal():
+    program = "def f(xs: list, s: str):\n    return s * len(xs)\n"
+    calls = build_inputs("T/4", program, "f", "assert candidate(make(), 'a')\n", generated=10)
+    assert len(calls) == 10 and all(isinstance(c.args[0], list) and isinstance(c.args[1], str) for c in calls)
+
+
+@pytest.mark.parametrize(
+    "value", [1, -0.0, 1e300, float("inf"), "ünï\n", (1,), [(), {}], {"a": [1.5]}, {1, 2}, None, True, b"x"]
+)
+def test_render_writes_python_that_gives_the_value_back(value):
+    assert repr(eval(render(value))) == repr(value)  # our own rendering of our own value
+
+
+# --- the differential check, in the sandbox -------------------------------------------------------------------
+
+ABS = "def f(x):\n    return abs(x)\n"
+POSITIVE_TESTS = "def check(candidate):\n    assert candidate(3) == 3\n    assert candidate(5) == 5\n"
+
+
+def case(rewrite: str, test: str = POSITIVE_TESTS, original: str = ABS, task_id: str = "T/diff") -> Case:
+    return Case(task_id, original, "f", rewrite, "g", test)
+
+
+@pytest.fixture(scope="module")
+def checker():
+    box = DifferentialChecker(consent=True)
+    yield box
+    box.close()
+
+
+@pytest.mark.slow
+def test_differential_finds_a_difference_the_tests_miss(checker):
+    identity = case("def g(x):\n    return x\n")
+    tests_only = DifferentialChecker(consent=True, generated=0)
+    try:
+        assert tests_only.check([identity])[0].same  # the tests' own inputs cannot tell them apart
+    finally:
+        tests_only.close()
+    verdict = checker.check([identity])[0]
+    assert not verdict.same and verdict.reason.startswith("different result on input ")
+    assert "the original returned " in verdict.reason and "the rewrite returned -" in verdict.reason
+
+
+@pytest.mark.slow
+def test_differential_calls_a_faithful_rewrite_the_same_on_every_input(checker):
+    source = "def f(xs, n):\n    out = []\n    for i in range(n):\n        out.append(sum(xs) * i)\n    return out\n"
+    rewrite = rewrite_program(source)
+    test = "def check(candidate):\n    assert candidate([1, 2], 3) == [0, 3, 6]\n    assert candidate([], 0) == []\n"
+    verdict = checker.check([Case("T/same", source, "f", rewrite.text, rewrite.renamed["f"], test)])[0]
+    assert verdict.same and verdict.reason is None
+    assert verdict.inputs == 42 and verdict.compared == 42 and verdict.skipped == 0
+
+
+@pytest.mark.parametrize(
+    "rewrite, same",
+    [
+        ("def g(x):\n    return [][x] if x < 0 else x\n", False),  # IndexError where the original returns
+        ("def g(x):\n    if x == 0:\n        raise KeyError(x)\n    return abs(x)\n", False),
+        ("def g(x):\n    return abs(x) if x != 0 else 0.0\n", False),  # 0.0 == 0, but a float is not an int
+    ],
+    ids=["raises instead of returning", "raises on 0", "float for int"],
+)
+@pytest.mark.slow
+def test_differential_compares_types_and_exceptions(checker, rewrite, same):
+    assert checker.check([case(rewrite)])[0].same is same
+
+
+@pytest.mark.slow
+def test_the_same_exception_type_is_the_same_behaviour(checker):
+    original = "def f(xs):\n    return xs[0]\n"
+    rewrite = "def g(xs):\n    if not xs:\n        raise IndexError('other words')\n    return xs[0]\n"
+    assert checker.check([case(rewrite, "assert candidate([1])\n", original)])[0].same
+
+
+@pytest.mark.slow
+def test_differential_sees_arguments_mutated_by_the_rewrite(checker):
+    original = "def f(xs):\n    return sorted(xs)\n"
+    rewrite = "def g(xs):\n    xs.sort()\n    return list(xs)\n"
+    verdict = checker.check([case(rewrite, "assert candidate([3, 1, 2]) == [1, 2, 3]\n", original)])[0]
+    assert not verdict.same and verdict.reason.startswith("different arguments after the call on input 1 ")
+
+
+@pytest.mark.slow
+def test_differential_compares_what_is_printed(checker):
+    verdict = checker.check([case("def g(x):\n    print('checking')\n    return abs(x)\n")])[0]
+    assert not verdict.same and verdict.reason.startswith("different printed output on input 1 ")
+
+
+@pytest.mark.slow
+def test_a_rewrite_that_no_longer_ends_differs(checker):
+    rewrite = "def g(x):\n    while x < 0:\n        pass\n    return abs(x)\n"
+    verdict = checker.check([case(rewrite)])[0]
+    assert not verdict.same and verdict.reason.startswith("the rewrite ran past its time allowance on input ")
+
+
+@pytest.mark.parametrize(
+    "test, same",
+    [("assert abs(candidate(1.0) - 1 / 3) < 1e-6\n", True), ("assert candidate(1.0) == 1 / 3\n", False)],
+    ids=["the tests' tolerance", "exact tests"],
+)
+@pytest.mark.slow
+def test_floats_are_compared_with_the_tests_tolerance(checker, test, same):
+    original = "def f(x):\n    return x / 3\n"
+    rewrite = "def g(x):\n    return x / 3 + 1e-9\n"
+    assert checker.check([case(rewrite, test, original)])[0].same is same
+
+
+@pytest.mark.parametrize(
+    "rewrite",
+    [
+        "import os, sys\nprint('{\"compared\": 99}')\nsys.stdout.flush()\nos._exit(0)\ndef g(x):\n    return x\n",
+        "import sys\nsys.exit(0)\n",
+        "def g(x):\n    import sys\n    print('{\"compared\": 1}')\n    sys.exit(0)\n",
+    ],
+    ids=["exits at load, printing a verdict", "sys.exit at load", "sys.exit in the call"],
+)
+@pytest.mark.slow
+def test_only_the_trusted_bootstrap_can_say_same(checker, rewrite):
+    verdict = checker.check([case(rewrite)])[0]
+    assert not verdict.same and verdict.reason
+
+
+@pytest.mark.slow
+def test_no_comparable_input_is_never_same():
+    original = "def f(x):\n    while True:\n        pass\n"
+    few = DifferentialChecker(consent=True, generated=3)
+    try:
+        verdict = few.check([case("def g(x):\n    return x\n", original=original)])[0]
+    finally:
+        few.close()
+    assert not verdict.same and verdict.reason.startswith("no input could be compared (5 ran past")
+
+
+def test_the_differential_check_needs_consent():
+    with pytest.raises(ExecutionNotAllowed):
+        DifferentialChecker(consent=False)
+
+
+@pytest.mark.parametrize(
+    "outcome, stdout, stderr, same",
+    [
+        ("passed", "not json", "", True),  # the bootstrap saw it return: same, whatever it printed
+        ("failed", '{"compared": 5, "skipped": 0}', "", False),  # a verdict on stdout counts for nothing
+        ("failed", "", 'DIFFERENTIAL {"why": "x"', False),  # unreadable stderr: still not the same
+        ("timeout", "", "", False),
+    ],
+    ids=["passed", "failed with a verdict printed", "failed with broken stderr", "timeout"],
+)
+def test_the_verdict_is_the_sandbox_outcome(outcome, stdout, stderr, same):
+    from rephraser.rephrase.differential import verdict_of
+    from rephraser.sandbox import Result
+
+    verdict = verdict_of(Result("T/v", outcome, "detail", stdout, stderr), 5)
+    assert verdict.same is same and (same or verdict.reason == f"the comparison program {outcome} (detail)")
