@@ -609,6 +609,87 @@ def test_the_differential_check_needs_consent():
         DifferentialChecker(consent=False)
 
 
+# --- the code-ast backend: a rewrite that differs falls back --------------------------------------------------
+
+# Both read the code object (introspection no transform can keep): the loop rewrite adds a local, renaming
+# changes the function's name. The first has a faithful variant (1: no loop rewrite), the second none.
+COUNTS_LOCALS = """
+def count_locals(n):
+    total = 0
+    for i in range(n):
+        total += i
+    return total, len(count_locals.__code__.co_varnames)
+"""
+NAMES_ITSELF = "def name_of(x):\n    return name_of.__name__ + str(x)\n"
+
+
+def item(index, source, entry):
+    from rephraser.rephrase.presets import Item
+
+    test = "def check(candidate):\n    assert candidate(3)\n"
+    return Item(index, f"T/{index}", source, {"task_id": f"T/{index}", "entry_point": entry, "test": test})
+
+
+@pytest.fixture(scope="module")
+def backend_run(tmp_path_factory):
+    from rephraser.rephrase.backends import CodeAstBackend
+    from rephraser.rephrase.config import RephraseConfig
+
+    out = tmp_path_factory.mktemp("codeast") / "out"
+    cfg = RephraseConfig(backend="code-ast", out=str(out), benchmark="humaneval", confirm_run_unsafe_code=True)
+    backend = CodeAstBackend(cfg)
+    items = [item(0, COUNTS_LOCALS, "count_locals"), item(1, NAMES_ITSELF, "name_of")]
+    replies = backend.generate(items, [[], []], attempt=0)
+    pool = backend._checker._sandbox
+    again = backend.generate(items[:1], [[]], attempt=1)
+    yield backend, replies, again, pool
+    backend.close()
+
+
+@pytest.mark.slow
+def test_backend_falls_back_to_the_variant_that_behaves(backend_run):
+    backend, replies, _, _ = backend_run
+    assert replies[0].error is None and "while" not in replies[0].text  # variant 1: renamed, loop kept
+    assert "count_locals" not in replies[0].text
+    rejected = [r for r in backend.usage()["differential"]["rejections"] if r["id"] == "T/0"]
+    assert [r["variant"] for r in rejected] == [0] and rejected[0]["reason"].startswith("different result on input")
+
+
+@pytest.mark.slow
+def test_backend_without_a_faithful_variant_says_why_for_each(backend_run):
+    _, replies, _, _ = backend_run
+    assert replies[1].text is None
+    assert replies[1].error.startswith("no rewrite computes what the original does: variant 0: different result")
+    assert "; variant 1: " in replies[1].error and "; variant 2: " in replies[1].error
+
+
+@pytest.mark.slow
+def test_backend_counts_checks_rejections_and_fallbacks(backend_run):
+    backend, _, again, _ = backend_run
+    stats = backend.usage()["differential"]
+    # T/0: variant 0 rejected, variant 1 accepted; T/1: its three variants are one text (name_of is used as a
+    # value, so its parameter keeps its name; nothing else to change), checked once and rejected; the retry
+    # (attempt 1 -> variant 1) proposes a text already checked: no new check
+    assert (stats["checked"], stats["rejected"], stats["fell_back"], stats["no_rewrite"]) == (3, 2, 1, 1)
+    assert again[0].text is not None and "while" not in again[0].text
+
+
+@pytest.mark.slow
+def test_backend_checks_every_round_on_one_sandbox_pool(backend_run):
+    backend, _, _, pool = backend_run
+    assert pool is not None and backend._checker._sandbox is pool
+
+
+def test_code_ast_backend_needs_consent():
+    from types import SimpleNamespace
+
+    from rephraser.errors import ConfigError
+    from rephraser.rephrase.backends import CodeAstBackend
+
+    with pytest.raises(ConfigError, match="confirm_run_unsafe_code"):
+        CodeAstBackend(SimpleNamespace(confirm_run_unsafe_code=False, max_shared_words=10))
+
+
 @pytest.mark.parametrize(
     "outcome, stdout, stderr, same",
     [
