@@ -127,6 +127,25 @@ b\"\"\"
         assert ast.get_docstring(function, clean=False) == "Doc line one\n    doc line two."
 
 
+def test_docstrings_that_are_not_rewritten_keep_their_value():
+    source = '''
+class Box:
+    """
+    A box.
+    """
+    def size(self):
+        """The size.
+
+        In units."""
+        return 1
+
+def make():
+    """Make a box."""
+    return Box.__doc__, Box.size.__doc__
+'''
+    check_same(source, [()], entry="make")
+
+
 def test_while_conversion_keeps_range_errors_for_non_int_bounds():
     source = """
 def f(n):

@@ -312,29 +312,14 @@ def rewrite_program(source: str, variant: int = 0, reserved: frozenset[str] | se
             rewrite_loops(program, fn, taken)
         doc, names = docs[id(fn)]
         if doc is not None:
-            fn.body[0] = ast.Expr(ast.Constant(rewrite_docstring(doc, names)))
+            fn.body[0] = ast.Expr(ast.Constant(_indented(rewrite_docstring(doc, names), "    ")))
             fn.body.insert(1, ast.Pass())
     ast.fix_missing_locations(tree)
-    return Rewrite(_with_indented_docstrings(ast.unparse(tree)), renamed)
+    return Rewrite(ast.unparse(tree) + "\n", renamed)
 
 
-def _with_indented_docstrings(text: str) -> str:
-    """ast.unparse leaves a multi-line docstring's later lines unindented; indent them like the function body."""
-    out, inside, indent = [], False, ""
-    for line in text.splitlines():
-        stripped = line.lstrip()
-        if (
-            not inside
-            and stripped.startswith(('"""', "'''"))
-            and not (len(stripped) > 3 and stripped.rstrip().endswith(stripped[:3]))
-        ):
-            inside, indent = True, line[: len(line) - len(stripped)]
-            out.append(line)
-            continue
-        if inside:
-            out.append(indent + line if line.strip() else line)
-            if stripped.rstrip().endswith(('"""', "'''")):
-                inside = False
-            continue
-        out.append(line)
-    return "\n".join(out) + "\n"
+def _indented(doc: str, indent: str) -> str:
+    """The docstring's later lines indented as the function body (ast.unparse writes a docstring's value as
+    it is: the indentation must be part of the value; the docstrings we do not rewrite already have theirs)."""
+    first, *rest = doc.split("\n")
+    return "\n".join([first, *(indent + line if line.strip() else line for line in rest)])
