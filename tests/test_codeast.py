@@ -199,6 +199,16 @@ def run(n):
 """,
         [(2,)],
     ),
+    "a new parameter name never meets a keyword already passed": (
+        """
+def run(v):
+    return f(v, xval=1)
+
+def f(x, **extra):
+    return x, sorted(extra)
+""",
+        [(2,)],
+    ),
     "a call with ** keeps the callee's parameters": (
         """
 def run(x):

@@ -297,7 +297,8 @@ def rewrite_program(source: str, variant: int = 0, reserved: frozenset[str] | se
     program = Program(source)
     tree = program.tree
     functions = [n for n in tree.body if isinstance(n, ast.FunctionDef)]
-    taken = program.scopes.names() | set(reserved)
+    # every name in use, keywords passed to calls too (a parameter renamed to one would take it over)
+    taken = program.scopes.names() | set(reserved) | {k.arg for k in ast.walk(tree) if isinstance(k, ast.keyword)}
     renamed = module_renames(program, functions, taken, NAME_WORDS)
     maps: dict[Scope, dict[str, str]] = {program.root: renamed}
     docs = {}
