@@ -213,7 +213,7 @@ def memory(name: str, tests: list[str], base: list[str], args) -> None:
 
 
 def ngram_stage(args) -> None:
-    from rephraser.rephrase.presets import test_items
+    from rephraser.benchmarks import get_benchmark
 
     kinds = base_rows(Path(args.data_dir))
     share = len(kinds["copies"]) / sum(map(len, kinds.values()))
@@ -222,9 +222,9 @@ def ngram_stage(args) -> None:
         f"one core (cpu {args.cpu}); batches of {args.batch}; load average {os.getloadavg()[0]:.1f}"
     )
     for benchmark in ("gsm8k", "humaneval"):
-        tests = [i.text for i in test_items(benchmark, data_dir=args.data_dir)]
+        tests = [i.text for i in get_benchmark(benchmark, data_dir=args.data_dir).items()]
         speed(benchmark, tests, kinds, args)
-    tests = [i.text for i in test_items("gsm8k", data_dir=args.data_dir)]
+    tests = [i.text for i in get_benchmark("gsm8k", data_dir=args.data_dir).items()]
     memory("gsm8k", tests, mixed(kinds), args)
     print(f"  load average at the end {os.getloadavg()[0]:.1f} (on {os.cpu_count()} cores)")
 

@@ -94,10 +94,10 @@ def main() -> None:
 
     cached = next((work / "cache" / "embeddings").glob("*/embeddings.npy"))
     train = torch.from_numpy(np.load(cached))
-    from rephraser.rephrase.presets import test_items
+    from rephraser.benchmarks import get_benchmark
 
     embedder = embed.Embedder(args.embedding_model)
-    tests = torch.from_numpy(embedder.encode([i.text for i in test_items("humaneval")]))
+    tests = torch.from_numpy(embedder.encode([i.text for i in get_benchmark("humaneval").items()]))
     start = time.perf_counter()
     util.semantic_search(tests, train, top_k=1)
     semantic = time.perf_counter() - start
@@ -109,7 +109,7 @@ def main() -> None:
 
     from rephraser.overlap import NgramIndex, quadratic_longest_run, words
 
-    texts = [i.text for i in test_items("humaneval")]
+    texts = [i.text for i in get_benchmark("humaneval").items()]
     start = time.perf_counter()
     ten, thirteen = NgramIndex(texts, 10), NgramIndex(texts, 13)
     for row in rows:

@@ -653,7 +653,7 @@ NAMES_ITSELF = "def name_of(x):\n    return name_of.__name__ + str(x)\n"
 
 
 def item(index, source, entry):
-    from rephraser.rephrase.presets import Item
+    from rephraser.benchmarks.base import Item
 
     test = "def check(candidate):\n    assert candidate(3)\n"
     return Item(index, f"T/{index}", source, {"task_id": f"T/{index}", "entry_point": entry, "test": test})

@@ -565,20 +565,20 @@ def test_resume_refuses_a_record_made_from_another_original(tmp_path, data_dir, 
 def test_meaning_checks_batch_what_arrived_without_holding_back_the_rest(tmp_path, data_dir, monkeypatch):
     """A slow meaning check (HumanEval runs programs) takes whatever arrived meanwhile in one batch, while the
     other requests stay in flight; the first item is recorded before the last reply is in."""
+    from rephraser.benchmarks.gsm8k import GSM8K
     from rephraser.rephrase.backends import OpenAIBackend
     from rephraser.rephrase.config import RephraseConfig
     from rephraser.rephrase.loop import finish_items
-    from rephraser.rephrase.presets import GSM8K
     from rephraser.rephrase.store import Store
 
     index = by_question(data_dir, 6)
     checks: list[tuple[float, int]] = []
 
     class SlowCheck(GSM8K):
-        def check(self, items, candidates):
+        def check(self, items, candidates, translate=None):
             checks.append((time.monotonic(), len(items)))
             time.sleep(1.0)
-            return super().check(items, candidates)
+            return super().check(items, candidates, translate)
 
     def reply(question, attempt, transient):
         time.sleep(0.4 * index[question])  # replies arrive one by one over 2 s
@@ -590,12 +590,12 @@ def test_meaning_checks_batch_what_arrived_without_holding_back_the_rest(tmp_pat
     cfg = RephraseConfig(
         backend="openai", model="m", api_base=server.url, benchmark="gsm8k", limit=6, concurrency=6, out=str(tmp_path)
     )
-    preset, store = SlowCheck(cfg), Store(tmp_path / "out", cfg)
+    preset, store = SlowCheck(data_dir=str(data_dir)), Store(tmp_path / "out", cfg)
     finished: dict[int, float] = {}
     record = store.finish
     store.finish = lambda r: (finished.setdefault(r["index"], time.monotonic()), record(r))
     try:
-        finish_items(preset.load()[:6], preset, OpenAIBackend(cfg), cfg, store, log=lambda *_: None)
+        finish_items(preset.items()[:6], preset, OpenAIBackend(cfg), cfg, store, log=lambda *_: None)
     finally:
         store.close()
         server.stop()

@@ -33,7 +33,7 @@ __all__ = ["RephraseConfig", "rephrase"]
 def rephrase(cfg: RephraseConfig, log=print) -> dict:
     start = time.monotonic()
     preset = benchmark_of(cfg)  # the benchmark (or lm-eval task) knows what to rephrase and how to check it
-    store, created = None, not Path(cfg.out).exists()
+    store, backend, created = None, None, not Path(cfg.out).exists()
     try:
         every_item = preset.items()
         items = every_item[: cfg.limit]
@@ -68,6 +68,8 @@ def rephrase(cfg: RephraseConfig, log=print) -> dict:
         raise
     finally:
         preset.close()
+        if backend is not None and hasattr(backend, "close"):  # code-ast's sandbox pool
+            backend.close()
         if store is not None:
             store.close()
 
