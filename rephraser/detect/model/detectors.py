@@ -57,13 +57,16 @@ def mink(stats: TokenStats, k: float) -> float:
 
 
 def standardised(stats: TokenStats) -> np.ndarray:
-    """(lp_t - mu_t) / sigma_t; a position whose distribution is a point mass (sigma 0) gives inf or nan, and the
-    item's mink++ is then nan (reported as unscored), not a huge finite number."""
+    """(lp_t - mu_t) / sigma_t (the numerator from the logits: likelihood.position_stats); a position whose
+    distribution is a point mass (sigma 0) gives inf or nan, and the item's mink++ is then nan (reported as
+    unscored), not a huge finite number."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        return (stats.logprobs - stats.mu) / stats.sigma
+        return stats.centred / stats.sigma
 
 
 def minkpp(stats: TokenStats, k: float) -> float:
+    if not len(stats.logprobs):
+        return NAN
     z = standardised(stats)
     if not np.all(np.isfinite(z)):
         return NAN

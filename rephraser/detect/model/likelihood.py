@@ -4,6 +4,7 @@
     stats = token_stats(model, seqs, batch_size=8, chunk_tokens=512, distribution=True)
     stats[i].logprobs   # log p(x_t | x_<t) for every token after the first (BOS as the tokenizer adds it)
     stats[i].mu, .sigma # mean and std of log p(z | x_<t) over z ~ p(. | x_<t) at those positions (mink++)
+    stats[i].centred    # log p(x_t | x_<t) - mu_t, computed without the cancellation (see position_stats)
 
 Batches are right-padded (real tokens never attend to padding under the causal mask, and their positions start
 at 0), built from items of similar length. The decoder (the model's `base_model`) runs once per batch; the LM head
@@ -29,6 +30,7 @@ class TokenStats:
     logprobs: np.ndarray  # [n] float64: log p(x_t | x_<t), t = 1 .. len-1
     mu: np.ndarray | None = None  # [n]: E_z[log p(z | x_<t)] under the model's next-token distribution
     sigma: np.ndarray | None = None  # [n]: its standard deviation
+    centred: np.ndarray | None = None  # [n]: logprobs - mu, from the logits (see position_stats)
 
 
 def vocab_size(model) -> int:
@@ -56,21 +58,27 @@ def encode(tokenizer, model, texts: list[str], ids: list[str], source: str = "it
 
 
 def position_stats(logits, targets, distribution: bool):
-    """(chosen log-prob, mu, sigma) per row of `logits` [C, V] (upcast to float32). mu = sum_z p(z) log p(z),
-    sigma^2 = sum_z p(z) (log p(z) - mu)^2 (two-pass: the reference code's E[log p^2] - mu^2 loses digits when the
-    distribution is flat). Entries with p = 0 (logit -inf, e.g. a masked vocabulary row) add nothing, instead of
-    0 * -inf = nan."""
+    """(chosen log-prob, mu, sigma, chosen - mu) per row of `logits` [C, V] (upcast to float32), mu = sum_z p(z)
+    log p(z), sigma^2 = sum_z p(z) (log p(z) - mu)^2.
+
+    log p(z) = logit_z - logsumexp, so log p(x) - mu = logit_x - E_p[logit] and sigma^2 = Var_p[logit]: both are
+    computed from the logits, where the logsumexp (|log p| ~ log V, ~10) never enters. Subtracting mu from log p in
+    float32 loses ~1e-6 of that magnitude, which 1 / sigma magnifies where the distribution is flat; the reference
+    code's E[log p^2] - mu^2 loses more. Entries with p = 0 (logit -inf, e.g. a masked vocabulary row) add nothing
+    instead of 0 * -inf = nan."""
     import torch
 
-    lp = torch.log_softmax(logits.float(), dim=-1)
+    logits = logits.float()
+    lp = torch.log_softmax(logits, dim=-1)
     chosen = lp.gather(-1, targets[:, None])[:, 0]
     if not distribution:
-        return chosen, None, None
+        return chosen, None, None, None
     p = lp.exp()
     live = p > 0
-    mu = torch.where(live, p * lp, 0.0).sum(-1)
-    sigma = torch.where(live, p * (lp - mu[:, None]) ** 2, 0.0).sum(-1).sqrt()
-    return chosen, mu, sigma
+    mean_logit = torch.where(live, p * logits, 0.0).sum(-1)
+    sigma = torch.where(live, p * (logits - mean_logit[:, None]) ** 2, 0.0).sum(-1).sqrt()
+    centred = logits.gather(-1, targets[:, None])[:, 0] - mean_logit
+    return chosen, chosen - centred, sigma, centred
 
 
 def _decoder_and_head(model):
@@ -112,18 +120,21 @@ def batch_stats(model, seqs: list[list[int]], chunk_tokens: int, distribution: b
             position_stats(head(h[s : s + chunk_tokens]), targets[s : s + chunk_tokens], distribution)
             for s in range(0, len(targets), chunk_tokens)
         ]
-    chosen = torch.cat([p[0] for p in parts]).double().cpu().numpy() if parts else np.zeros(0)
-    mu = torch.cat([p[1] for p in parts]).double().cpu().numpy() if parts and distribution else None
-    sigma = torch.cat([p[2] for p in parts]).double().cpu().numpy() if parts and distribution else None
+    columns = [_column(parts, j, distribution or j == 0) for j in range(4)]
     out, start = [], 0
     for seq in seqs:
         n = max(len(seq) - 1, 0)
-        cut = slice(start, start + n)
-        out.append(
-            TokenStats(chosen[cut], mu[cut] if mu is not None else None, sigma[cut] if sigma is not None else None)
-        )
+        out.append(TokenStats(*(c[start : start + n] if c is not None else None for c in columns)))
         start += n
     return out
+
+
+def _column(parts, j: int, wanted: bool):
+    import torch
+
+    if not wanted:
+        return None
+    return torch.cat([p[j] for p in parts]).double().cpu().numpy() if parts else np.zeros(0)
 
 
 def check_head(model, head, hidden_row, seq: list[int]) -> None:
