@@ -116,6 +116,22 @@ def test_minkpp_chunked_equals_unchunked(tiny_llama, texts):
         assert formulas.minkpp(a, 0.2) == pytest.approx(formulas.minkpp(b, 0.2), abs=1e-6)
 
 
+def test_minkpp_statistics_ignore_masked_vocabulary_entries():
+    """A logit of -inf (a vocabulary row the model masks) has p = 0: it adds nothing to mu and sigma, instead of
+    0 * -inf = nan poisoning the item."""
+    import torch
+
+    from rephraser.detect.model.likelihood import position_stats
+
+    logits = torch.tensor([[2.0, float("-inf"), 0.5, -1.0]])
+    chosen, mu, sigma, centred = position_stats(logits, torch.tensor([2]), distribution=True)
+    lp = torch.log_softmax(torch.tensor([2.0, 0.5, -1.0], dtype=torch.float64), -1)
+    p = lp.exp()
+    assert float(mu) == pytest.approx(float((p * lp).sum()), abs=1e-6)
+    assert float(sigma) == pytest.approx(float((p * (lp - (p * lp).sum()) ** 2).sum().sqrt()), abs=1e-6)
+    assert float(centred) == pytest.approx(float(lp[1] - (p * lp).sum()), abs=1e-6)
+
+
 def test_ref_is_the_models_log_likelihood_minus_the_reference_models(tiny_llama, bpe_tokenizer, tmp_path, texts):
     from rephraser.testing.models import build_tiny_llama
 
@@ -141,6 +157,7 @@ def test_paired_is_the_text_minus_its_twin_and_an_item_without_twin_is_counted(t
     assert a == pytest.approx(expected, abs=1e-5) and d == pytest.approx(-expected, abs=1e-5)
     assert b is None and c is None
     assert results["unscored"]["paired"]["ids"] == ["b", "c"]
+    assert results["unscored"]["paired"]["reason"] == "2 without a twin, 0 with no scored token"
     assert results["metrics"]["paired"]["n_missing"] == 2 and results["metrics"]["paired"]["n_clean"] == 0
     assert results["metrics"]["paired"]["auroc"] is None  # no clean item left: undefined, not 0.5
 
@@ -244,6 +261,17 @@ def test_k_outside_zero_one_is_refused(tiny_llama, tmp_path, k):
 def test_bad_configs_are_refused_naming_the_field(tiny_llama, tmp_path, change, message):
     with pytest.raises(ConfigError, match=message):
         config(tiny_llama, tmp_path, **change)
+
+
+def test_flags_are_built_from_the_config():
+    from rephraser.config import build_parser, resolve
+
+    parser = build_parser(DetectModelConfig, prog="rephraser detect model")
+    args = parser.parse_args(["--model", "m", "--out", "o", "--detectors", "loss", "mink++", "ref", "--reference", "b"])
+    cfg = resolve(DetectModelConfig, args)
+    assert (cfg.detectors, cfg.reference, cfg.k) == (["loss", "mink++", "ref"], "b", 0.2)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--model", "m", "--out", "o", "--detectors", "minkk"])
 
 
 def test_vllm_without_mink_plus_plus_is_accepted(tiny_llama, tmp_path):
