@@ -70,6 +70,12 @@ def report_text(results: dict, images: list[str]) -> str:
         + (f"; reference model `{cfg['reference']}`" if cfg.get("reference") else "")
         + f"; {results['seconds']} s. Every score is oriented so that higher means more likely contaminated.",
     ]
+    if "paired" in cfg["detectors"]:
+        lines += [
+            "",
+            "paired = log-likelihood of the scored text minus that of its twin: positive where the model prefers the "
+            "form it is scored on. A model trained on the twin itself (e.g. on rephrases) scores negative.",
+        ]
     if results["metrics"]:
         steps = {m["fpr_step"] for m in results["metrics"].values() if m["fpr_step"]}
         lines += ["", "## Against the known contamination", "", *metrics_table(results), ""]
