@@ -1,5 +1,10 @@
-"""The likelihood detectors, from per-token statistics (rephraser.detect.model.likelihood). Every score is oriented
-so that higher means more likely contaminated. With x_1..x_n the tokens after the first, lp_t = log p(x_t | x_<t):
+"""The likelihood detectors, from per-token statistics (rephraser.detect.model.likelihood).
+
+    likelihood_scores(["loss", "zlib", "mink", "mink++"], stats, text, k=0.2)   # {"loss": -2.1, ...}
+    difference(stats, reference_stats)                                          # ref and paired
+
+Every score is oriented so that higher means more likely contaminated. With x_1..x_n the tokens after the first,
+lp_t = log p(x_t | x_<t):
 
 - loss    = (1/n) sum_t lp_t: the mean token log-likelihood (minus the LM loss; Yeom et al. 2018, the
             reference code's `ll = -loss`).
