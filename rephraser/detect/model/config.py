@@ -1,0 +1,126 @@
+"""DetectModelConfig: the settings of a model-level contamination run (`rephraser detect model`).
+
+    cfg = DetectModelConfig(model="runs/x/model", out="runs/detect", detectors=["loss", "mink++", "ref"],
+                            reference="HuggingFaceTB/SmolLM2-135M")
+    results = score_items(cfg, items)            # rephraser.detect.model.run
+
+Which benchmark items are scored (`--benchmark/--task/--items/--parts`) is not chosen here: the caller builds the
+`Item` list (rephraser.detect.model.items) and adds its own fields. Every value is checked in `__post_init__`, which
+names the field in its error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from dataclasses import field as option
+from typing import Literal
+
+from rephraser.config import check_choice, check_positive
+from rephraser.errors import ConfigError
+
+LIKELIHOOD = ("loss", "zlib", "mink", "mink++", "ref", "paired")
+SAMPLING = ("cdd", "ts-guess")
+DETECTORS = LIKELIHOOD + SAMPLING
+DEFAULT_DETECTORS = ("loss", "zlib", "mink", "mink++")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+@dataclass
+class DetectModelConfig:
+    """Model-level contamination detectors on benchmark items, scored against known contamination when labelled."""
+
+    model: str = option(metadata={"help": "the model under test: an HF directory or a hub id"})
+    out: str = option(metadata={"help": "output directory (results.json, report.md, roc.png, hist_*.png)"})
+    detectors: list[Literal["loss", "zlib", "mink", "mink++", "ref", "paired", "cdd", "ts-guess"]] = option(
+        default_factory=lambda: list(DEFAULT_DETECTORS),
+        metadata={
+            "help": "loss (mean token log-likelihood), zlib (log-likelihood / zlib bytes), mink (mean of the lowest "
+            "k of token log-probs), mink++ (the same, standardised by the model's next-token distribution; hf only), "
+            "ref (log-likelihood minus the --reference model's), paired (on the item minus on its twin), cdd "
+            "(peakedness of sampled outputs), ts-guess (MMLU: fill a masked wrong option)"
+        },
+    )
+    k: float = option(default=0.2, metadata={"help": "mink / mink++: the share of lowest-scoring tokens, in (0, 1]"})
+    reference: str | None = option(
+        default=None, metadata={"help": "ref: the reference model (e.g. the base model the tested one was tuned from)"}
+    )
+    backend: Literal["hf", "vllm"] = option(
+        default="hf", metadata={"help": "hf (transformers) or vllm (prompt_logprobs, sampling; no mink++)"}
+    )
+    batch_size: int = option(default=8, metadata={"help": "items per forward pass"})
+    device: str = option(default="auto", metadata={"help": "hf: cpu, cuda, cuda:N, or auto (cuda when available)"})
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = option(
+        default="auto", metadata={"help": "model weights; auto = bfloat16 on CUDA, float32 on CPU"}
+    )
+    chunk_tokens: int = option(
+        default=512,
+        metadata={"help": "positions per LM-head chunk: a [chunk, vocab] block is the largest logits tensor held"},
+    )
+    cdd_samples: int = option(default=50, metadata={"help": "cdd: sampled outputs per item (the paper: 50)"})
+    cdd_temperature: float = option(default=0.8, metadata={"help": "cdd: sampling temperature (the paper: 0.8)"})
+    cdd_alpha: float = option(
+        default=0.05, metadata={"help": "cdd: a sample counts as 'at the peak' within alpha x max length (paper: 0.05)"}
+    )
+    cdd_xi: float = option(
+        default=0.01, metadata={"help": "cdd: an item is flagged when its peakedness exceeds xi (the paper: 0.01)"}
+    )
+    cdd_max_new_tokens: int = option(
+        default=100, metadata={"help": "cdd: tokens generated per output (the reference code compares the first 100)"}
+    )
+    cdd_distance: Literal["token", "char"] = option(
+        default="token",
+        metadata={"help": "cdd: edit distance over token ids (the reference code) or characters"},
+    )
+    ts_max_new_tokens: int = option(default=32, metadata={"help": "ts-guess: tokens generated for the fill"})
+    chat_template: bool = option(
+        default=False, metadata={"help": "cdd / ts-guess: wrap the prompt in the tokenizer's chat template"}
+    )
+    seed: int = option(default=0, metadata={"help": "seeds sampling, the masked option, bootstraps and CV folds"})
+    bootstrap: int = option(default=2000, metadata={"help": "bootstrap resamples for intervals and p-values"})
+    baseline: bool = option(
+        default=True, metadata={"help": "with labels: the blind bag-of-words baseline on the item texts"}
+    )
+
+    def __post_init__(self):
+        unknown = sorted(set(self.detectors) - set(DETECTORS))
+        if unknown:
+            raise ConfigError(f"detectors: unknown {unknown}; choose from {list(DETECTORS)}")
+        if not self.detectors:
+            raise ConfigError("detectors: give at least one")
+        self.detectors = list(dict.fromkeys(self.detectors))  # a repeated name would be scored twice
+        check_choice("backend", self.backend, ("hf", "vllm"))
+        check_choice("dtype", self.dtype, DTYPES)
+        check_choice("cdd_distance", self.cdd_distance, ("token", "char"))
+        _check_fraction("k", self.k, open_low=True)
+        _check_fraction("cdd_alpha", self.cdd_alpha)
+        _check_fraction("cdd_xi", self.cdd_xi)
+        if not self.cdd_temperature > 0:
+            raise ConfigError(
+                f"cdd_temperature: must be > 0 (greedy output is taken separately), got {self.cdd_temperature}"
+            )
+        for name in ("batch_size", "chunk_tokens", "cdd_samples", "cdd_max_new_tokens", "ts_max_new_tokens"):
+            check_positive(name, getattr(self, name))
+        check_positive("bootstrap", self.bootstrap)
+        if "mink++" in self.detectors and self.backend == "vllm":
+            raise ConfigError(
+                "detectors / backend: mink++ needs the full next-token distribution at every position, which vLLM's "
+                "prompt_logprobs does not return; use --backend hf (or drop mink++)"
+            )
+        if "ref" in self.detectors and not self.reference:
+            raise ConfigError("reference: the ref detector needs --reference MODEL (e.g. the base model)")
+        if self.reference and "ref" not in self.detectors:
+            raise ConfigError("reference: given, but 'ref' is not among --detectors (it would not be used)")
+
+    def needs_distribution(self) -> bool:
+        """mink++ needs the mean and std of log p over the vocabulary at each position, not only the chosen token."""
+        return "mink++" in self.detectors
+
+
+def _check_fraction(name: str, value, open_low: bool = False) -> None:
+    ok = (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and (0 < value <= 1 if open_low else 0 <= value <= 1)
+    )
+    if not ok:
+        raise ConfigError(f"{name}: expected a number in {'(0, 1]' if open_low else '[0, 1]'}, got {value!r}")
