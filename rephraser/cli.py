@@ -42,6 +42,11 @@ COMMANDS = {
         "rephraser.detect.scan:detect_scan",
         "find rephrased test items in training data",
     ),
+    "detect model": (
+        "rephraser.detect.model.config:DetectModelConfig",
+        "rephraser.detect.model.select:detect_model",
+        "model-level contamination detectors (Min-K%++, zlib, ...), scored against known contamination",
+    ),
     "detect f1": (
         "rephraser.detect.config:F1Config",
         "rephraser.detect.f1:detect_f1",
@@ -85,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rephraser {__version__}")
         return 0
     name, rest = argv[0], argv[1:]
-    if name == "detect" and rest and rest[0] in ("scan", "f1"):  # two-word commands
+    if name == "detect" and rest and rest[0] in ("scan", "f1", "model"):  # two-word commands
         name, rest = f"detect {rest[0]}", rest[1:]
     if name not in COMMANDS:
         print(f"rephraser: unknown command {name!r}\n{_usage()}", file=sys.stderr)

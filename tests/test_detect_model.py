@@ -32,6 +32,7 @@ def gsm8k_questions(data_dir: Path, n: int, split: str = "test") -> list[str]:
 def config(model, tmp_path, **kw) -> DetectModelConfig:
     kw.setdefault("detectors", LIKELIHOOD)
     kw.setdefault("bootstrap", 200)
+    kw.setdefault("benchmark", "gsm8k")  # which items: the tests hand score_items their own
     return DetectModelConfig(model=str(model), out=str(tmp_path / "out"), device="cpu", dtype="float32", **kw)
 
 
@@ -267,7 +268,10 @@ def test_flags_are_built_from_the_config():
     from rephraser.config import build_parser, resolve
 
     parser = build_parser(DetectModelConfig, prog="rephraser detect model")
-    args = parser.parse_args(["--model", "m", "--out", "o", "--detectors", "loss", "mink++", "ref", "--reference", "b"])
+    args = parser.parse_args(
+        ["--model", "m", "--out", "o", "--benchmark", "gsm8k"]
+        + ["--detectors", "loss", "mink++", "ref", "--reference", "b"]
+    )
     cfg = resolve(DetectModelConfig, args)
     assert (cfg.detectors, cfg.reference, cfg.k) == (["loss", "mink++", "ref"], "b", 0.2)
     with pytest.raises(SystemExit):
@@ -646,3 +650,90 @@ def test_vllm_backend_gives_the_same_scores_and_outputs_as_hf(tiny_llama, tmp_pa
 def test_lowest_k_mean_of_nothing_is_nan():
     empty = TokenStats(*[np.zeros(0)] * 4)
     assert all(math.isnan(v) for v in formulas.likelihood_scores(LIKELIHOOD, empty, "x", 0.2).values())
+
+
+# ---------------------------------------------------------------- items from a benchmark (rephraser detect model)
+
+
+def select(tmp_path, **kw):
+    from rephraser.detect.model.config import DetectModelConfig
+    from rephraser.detect.model.select import select_items
+
+    cfg = DetectModelConfig(model="m", out=str(tmp_path / "o"), benchmark="gsm8k", **kw)
+    return select_items(cfg)
+
+
+def test_items_from_parts_are_labelled_and_carry_the_training_text_and_twin(tmp_path, data_dir, monkeypatch):
+    monkeypatch.setenv("REPHRASER_DATA_DIR", str(data_dir))
+    parts = tmp_path / "parts.json"
+    parts.write_text(json.dumps({"gsm8k": {"contaminated": ["gsm8k/5", "gsm8k/1"], "clean": ["gsm8k/2"]}}))
+    items, source = select(tmp_path, parts=str(parts), detectors=["loss", "paired"])
+    assert [(i.id, i.part) for i in items] == [("gsm8k/5", "contaminated"), ("gsm8k/1", "contaminated"),
+                                               ("gsm8k/2", "clean")]  # fmt: skip
+    first = items[0]
+    assert first.text.startswith("Question: ") and first.text.endswith("\nAnswer: \n#### " + first.text.split()[-1])
+    assert first.prompt == first.text.split(" \n#### ")[0] and first.twin != first.text and first.twin
+    assert source == str(parts)
+
+
+@pytest.mark.parametrize(
+    "parts, message",
+    [
+        ({"mmlu": {"contaminated": ["mmlu/sociology/1"], "clean": ["mmlu/sociology/2"]}},
+         "not an experiment's parts.json with the parts of gsm8k"),
+        ({"gsm8k": {"contaminated": ["gsm8k/1", "gsm8k/99999"], "clean": ["gsm8k/2"]}},
+         r"1 id\(s\) are not original GSM-8K items with a text: \['gsm8k/99999'\]"),
+        ({"gsm8k": {"contaminated": ["gsm8k/1"]}}, "not an experiment's parts.json"),
+    ],
+)  # fmt: skip
+def test_a_parts_file_that_does_not_fit_the_benchmark_is_refused(tmp_path, data_dir, monkeypatch, parts, message):
+    monkeypatch.setenv("REPHRASER_DATA_DIR", str(data_dir))
+    path = tmp_path / "parts.json"
+    path.write_text(json.dumps(parts))
+    with pytest.raises(InputError, match=message):
+        select(tmp_path, parts=str(path))
+
+
+def test_unknown_items_and_conflicting_choices_are_refused(tmp_path, data_dir, monkeypatch):
+    monkeypatch.setenv("REPHRASER_DATA_DIR", str(data_dir))
+    with pytest.raises(InputError, match=r"\['gsm8k/test/3'\]"):
+        select(tmp_path, items=["gsm8k/3", "gsm8k/test/3"])
+    with pytest.raises(ConfigError, match="parts / items: give one"):
+        select(tmp_path, items=["gsm8k/3"], parts="p.json")
+    with pytest.raises(ConfigError, match="benchmark / task: give exactly one"):
+        from rephraser.detect.model.config import DetectModelConfig
+
+        DetectModelConfig(model="m", out="o")
+
+
+@pytest.mark.slow
+def test_detect_model_on_a_real_experiment_separates_verbatim_training(tmp_path, tiny_llama, data_dir, run_cli):
+    """Issue 21: an experiment trains the tiny model on 8 items verbatim until it memorises them; `rephraser detect
+    model --parts` then tells them from the 8 clean items (AUROC > 0.9 for loss), and on the base model it does
+    not. The experiment itself reports the same detectability beside its score gain."""
+    import yaml
+
+    out = tmp_path / "exp"
+    config = {"name": "verbatim", "model": str(tiny_llama), "benchmarks": ["gsm8k"], "contaminated": 8, "clean": 8,
+              "seed": 3, "conditions": [{"name": "original", "train_on": "original"}],
+              "train": {"max_steps": 150, "lr": 3.0e-3, "warmup_ratio": 0, "micro_batch_rows": 4, "max_seq_len": 256},
+              "tokenize": {"max_seq_len": 256}, "batch_size": "8", "model_args": "dtype=float32", "bootstrap": 200,
+              "detectors": ["loss", "zlib", "mink"], "out": str(out)}  # fmt: skip
+    (tmp_path / "exp.yaml").write_text(yaml.safe_dump(config))
+    done = run_cli("experiment", "--config", tmp_path / "exp.yaml", env={"REPHRASER_DATA_DIR": str(data_dir)})
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    by = {(r["model"], r["detector"]): r for r in results["detectability"]}
+    assert by["original", "loss"]["auroc"] > 0.9 and by["base", "loss"]["auroc"] < 0.9
+    assert (
+        "detectability (AUROC contaminated vs clean" in done.stdout
+        and "## Detectability" in (out / "report.md").read_text()
+    )
+    for model, path in (("original", out / "models" / "original" / "model"), ("base", tiny_llama)):
+        run = run_cli("detect", "model", "--model", path, "--benchmark", "gsm8k", "--parts", out / "parts.json",
+                      "--detectors", "loss", "--device", "cpu", "--bootstrap", 200, "--out", tmp_path / model,
+                      env={"REPHRASER_DATA_DIR": str(data_dir)})  # fmt: skip
+        assert run.returncode == 0, run.stderr[-3000:]
+        metrics = json.loads((tmp_path / model / "results.json").read_text())["metrics"]["loss"]
+        assert metrics["auroc"] == pytest.approx(by[model, "loss"]["auroc"])  # the CLI and the experiment agree
+        assert (metrics["n_contaminated"], metrics["n_clean"]) == (8, 8)

@@ -66,7 +66,8 @@ def straight(tmp_path_factory, tiny_llama, data_dir):
 def test_every_step_runs_and_the_numbers_are_lm_evals(straight, data_dir):
     out, done = straight
     steps = json.loads((out / "steps.json").read_text())
-    assert set(steps) == {"tokenize/rephrased", "train/rephrased", "evaluate/base", "evaluate/rephrased"}
+    assert set(steps) == {"tokenize/rephrased", "train/rephrased", "evaluate/base", "evaluate/rephrased",
+                          "detect/base/gsm8k", "detect/rephrased/gsm8k"}  # fmt: skip
     assert all(s["exit_status"] == 0 for s in steps.values())
     assert (
         "-m rephraser.train" in steps["train/rephrased"]["command"]
@@ -159,7 +160,7 @@ def test_interrupted_between_steps_and_inside_training_resumes_to_the_same_resul
     a, b = (json.loads((d / "results.json").read_text())["rows"] for d in (straight[0], out))
     assert [r["value"] for r in a] == [r["value"] for r in b]
     again = rephraser("experiment", "--config", config, env={"REPHRASER_DATA_DIR": str(data_dir)})
-    assert again.stdout.count("complete, skipped") == 4  # nothing redone
+    assert again.stdout.count("complete, skipped") == 6  # nothing redone
     changed = experiment_yaml(tmp_path, tiny_llama, out, seed=2)
     refused = rephraser("experiment", "--config", changed, env={"REPHRASER_DATA_DIR": str(data_dir)})
     assert refused.returncode == 1 and "another configuration (seed: 1 there, 2 now)" in refused.stderr
@@ -195,9 +196,32 @@ def test_the_packaged_experiment_configs_are_valid(data_dir):
     from rephraser.experiment.config import ExperimentConfig
 
     names = sorted(p.name for p in (CONFIGS_DIR / "experiments").glob("*.yaml"))
-    assert "smollm2-gsm8k-demo.yaml" in names and "llama2-13b-mmlu.yaml" in names and len(names) == 8
+    assert "smollm2-gsm8k-demo.yaml" in names and "smollm2-gsm8k-detectability.yaml" in names and len(names) == 9
     for name in names:
         cfg = ExperimentConfig(**load_yaml(CONFIGS_DIR / "experiments" / name, ExperimentConfig))
         assert cfg.benchmarks and cfg.conditions
     study = ExperimentConfig(**load_yaml(CONFIGS_DIR / "experiments" / "llama2-13b-gsm8k.yaml", ExperimentConfig))
     assert (study.published["base"], study.published["contaminated"], study.published["gpt4"]) == (28.7, 95.3, 92.0)
+
+
+def test_data_changed_under_a_finished_experiment_is_refused_not_reported(tmp_path, straight, tiny_llama, data_dir):
+    """Issue 19 item 4: every step's outputs existed, so a rerun on other data skipped them all and reported the old
+    models against the new data. Now the recorded inputs are compared: the rerun stops, naming what changed."""
+    out, _ = straight
+    parts = json.loads((out / "parts.json").read_text())["gsm8k"]
+    changed = int(parts["clean"][0].split("/")[1])
+    mirror = tmp_path / "mirror"
+    (mirror / "gsm8k").mkdir(parents=True)
+    for name in ("mmlu", "lmsys_rephrase"):
+        (mirror / name).symlink_to(data_dir / name)
+    (mirror / "gsm8k" / "train.jsonl").symlink_to(data_dir / "gsm8k" / "train.jsonl")
+    rows = (data_dir / "gsm8k" / "test.jsonl").read_text().splitlines()
+    row = json.loads(rows[changed])
+    rows[changed] = json.dumps({**row, "question": row["question"] + " Answer in words."})
+    (mirror / "gsm8k" / "test.jsonl").write_text("\n".join(rows) + "\n")
+    untouched = {name: (out / name).stat().st_mtime_ns for name in ("results.json", "report.md", "items.jsonl")}
+    config = next(out.parent.glob("a.yaml"))
+    rerun = rephraser("experiment", "--config", config, env={"REPHRASER_DATA_DIR": str(mirror)})
+    assert rerun.returncode == 1 and "step evaluate/base was completed from other inputs" in rerun.stderr
+    assert "docs.gsm8k/original/clean" in rerun.stderr and "Traceback" not in rerun.stderr
+    assert {name: (out / name).stat().st_mtime_ns for name in untouched} == untouched  # nothing reported

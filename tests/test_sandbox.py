@@ -397,7 +397,28 @@ def test_the_guard_uses_no_name_a_program_could_rebind():
     assert {name for op, name in instructions if op in ("LOAD_ATTR", "LOAD_METHOD")} == {"f_lineno"}
 
 
+def _rlimits_reaches_this_interpreter() -> bool:
+    """In rlimits mode a slot uid reads the interpreter through the host's permissions; as root with Python under
+    /root (pyenv here and in CI) it cannot, and the sandbox refuses (the next test)."""
+    try:
+        Sandbox(config(isolation="rlimits"), consent=True).close()
+        return True
+    except SandboxUnavailable:
+        return False
+
+
+def test_a_sandbox_that_would_run_another_python_is_refused():
+    """Found while reviewing: in rlimits mode the slot uid could not read /root's interpreter files and silently
+    ran the system's Python 3.11.2 instead of this one; programs were scored under another Python."""
+    if _rlimits_reaches_this_interpreter():
+        pytest.skip("here the slot uids can read this interpreter: there is no other Python to fall back to")
+    with pytest.raises(SandboxUnavailable, match=r"would run another Python than .* \(it ran .*cannot read"):
+        Sandbox(config(isolation="rlimits"), consent=True)
+
+
 def test_weaker_rlimits_mode_still_contains_files_and_processes(planted):
+    if not _rlimits_reaches_this_interpreter():
+        pytest.skip("rlimits mode cannot run this interpreter as a slot uid here (refused: the test above)")
     programs = [
         Program("write", f"open({str(planted)!r}, 'w').write('owned')"),
         Program("good", GOOD),

@@ -34,7 +34,8 @@ TRAIN_ON = ("rephrased", "original", "translated", "mix", "none")
 BACKENDS = ("rephraser-hf", "rephraser-vllm", "hf", "vllm")
 # Settings that may change on an existing experiment directory: they change no trained model and no score
 # (the embedding detector's flags are recomputed on every run).
-OPERATIONAL_FIELDS = ("out", "bootstrap", "published", "confirm_run_unsafe_code", "data_dir", "detect_embedding_model")
+OPERATIONAL_FIELDS = ("out", "bootstrap", "published", "confirm_run_unsafe_code", "data_dir", "detect_embedding_model",
+                      "detectors", "detect")  # fmt: skip
 # model_args keys the experiment sets itself: given in model_args they would evaluate another model than the one
 # the row names (the base model's scores reported as the trained model's).
 RESERVED_MODEL_ARGS = ("pretrained", "peft", "delta", "lora_local_path", "revision")
@@ -108,6 +109,10 @@ class ExperimentConfig:
     """the study's numbers, printed beside ours"""
     detect_embedding_model: str | None = None
     """also report what the embedding detector flags in the training texts"""
+    detectors: list[str] = field(default_factory=lambda: ["loss", "zlib", "mink", "mink++", "ref", "paired"])
+    """model-level detectors scored on every model, the base model too, over both parts ([]: none)"""
+    detect: dict = field(default_factory=dict)
+    """other `rephraser detect model` settings (k, batch_size, chunk_tokens, cdd_samples, ...)"""
     data_dir: str | None = None
     """a local benchmark mirror"""
 
@@ -126,6 +131,9 @@ class ExperimentConfig:
         self._check_tokenize()
         if self.launcher is not None:
             launcher_file(self.launcher)
+        from rephraser.experiment.detection import check_settings
+
+        check_settings(self)
         if self.detect_embedding_model:
             from rephraser.detect.embed import resolve_model
 

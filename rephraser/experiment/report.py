@@ -179,9 +179,64 @@ def _parts_sentence(cfg, rows: list[dict]) -> str:
     return f"{listed}, {how}."
 
 
-def write_report(
-    folder: Path, cfg, rows, effects, overlap, truncation, steps: dict, versions: dict, seconds: float
-) -> Path:
+def _auroc(row: dict | None) -> str:
+    if row is None or row.get("auroc") is None:
+        return "undefined" if row else "-"
+    return f"{row['auroc']:.2f} [{row['ci_low']:.2f}, {row['ci_high']:.2f}]"
+
+
+def _main_effects(effects: list[dict]) -> dict:
+    """Per (condition, benchmark): the effect on the ORIGINAL items, for the benchmark's first metric."""
+    main = {}
+    for e in effects:
+        if e["variant"] == "original":
+            main.setdefault((e["condition"], e["benchmark"]), e)
+    return main
+
+
+def detectability_table(effects: list[dict], detectability: list[dict]) -> list[str]:
+    by = {(r["model"], r["benchmark"], r["detector"]): r for r in detectability}
+    header = ("| condition | benchmark | score gain on the original items | detector | AUROC, trained model "
+              "[95 % CI] | AUROC, base model | TPR @ 5 % FPR (trained) |")  # fmt: skip
+    lines = ["", header, "|---|---|---|---|---|---|---|"]
+    for (condition, benchmark), e in _main_effects(effects).items():
+        gain = f"{e['effect']:+.2f} [{e['ci_low']:+.2f}, {e['ci_high']:+.2f}] ({e['metric']})"
+        for detector in dict.fromkeys(r["detector"] for r in detectability if r["model"] == condition):
+            trained, base = by.get((condition, benchmark, detector)), by.get(("base", benchmark, detector))
+            tpr = "-" if not trained or trained.get("tpr_at_5fpr") is None else f"{trained['tpr_at_5fpr']:.2f}"
+            lines.append(
+                f"| {condition} | {benchmark} | {gain} | {detector} | {_auroc(trained)} | {_auroc(base)} | {tpr} |"
+            )
+    return lines
+
+
+def detectability_lines(effects: list[dict], detectability: list[dict]) -> str:
+    """For the console: per condition, the gain and each detector's AUROC beside the base model's."""
+    by = {(r["model"], r["benchmark"], r["detector"]): r for r in detectability}
+    lines = ["detectability (AUROC contaminated vs clean, 95 % CI; the base model is the control):"]
+    for (condition, benchmark), e in _main_effects(effects).items():
+        lines.append(f"  {condition} on {benchmark}: {e['effect']:+.2f} on the original items ({e['metric']})")
+        for detector in dict.fromkeys(r["detector"] for r in detectability if r["model"] == condition):
+            trained, base = by.get((condition, benchmark, detector)), by.get(("base", benchmark, detector))
+            lines.append(f"    {detector:15s} AUROC {_auroc(trained):22s} base model {_auroc(base)}")
+    return "\n".join(lines)
+
+
+def constat_table(tests: list[dict]) -> list[str]:
+    header = ("| condition | benchmark | metric | gap original - rephrased | base model's gap "
+              "| difference [95 % CI] | p (difference <= 0) |")  # fmt: skip
+    lines = ["", header, "|---|---|---|---:|---:|---|---:|"]
+    for t in tests:
+        interval = f"{t['difference']:+.3f} [{t['ci_low']:+.2f}, {t['ci_high']:+.2f}]"
+        cells = [t["condition"], t["benchmark"], t["metric"], f"{t['gap']:+.3f}", f"{t['reference_gap']:+.3f}",
+                 interval, f"{t['p_value']:.3f}"]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def write_report(folder: Path, cfg, results: dict, steps: dict, versions: dict, seconds: float) -> Path:
+    rows, effects, overlap = results["rows"], results["effects"], results["overlap"]
+    truncation = results["truncation"]
     images = charts(folder, rows, effects, overlap)
     lines = [
         f"# Contamination experiment: {cfg.name}",
@@ -208,6 +263,25 @@ def write_report(
         "(trained - base on the contaminated items) - (trained - base on the clean items): what training on test items "
         "adds beyond what the training format alone teaches (the clean items see the format too).",
         *effect_table(effects),
+        "",
+        *(
+            [
+                "## Detectability next to the score gain",
+                "",
+                "Model-level detectors (`rephraser detect model`) on every model, over both parts (labels from "
+                "parts.json): AUROC of telling the contaminated items from the clean ones, with a bootstrap interval. "
+                "The base model is the control: a detector that separates the parts on it measures the split, not "
+                "contamination. The blind baseline classifies the item texts alone.",
+                *detectability_table(effects, results["detectability"]),
+                "",
+            ]
+            if results["detectability"]
+            else []
+        ),
+        "## Benchmark-level test (ConStat-style)",
+        "",
+        "The accuracy gap original - rephrased over both parts, against the base model's gap on the same items.",
+        *constat_table(results["constat"]),
         "",
         "## Why n-gram decontamination misses it",
         "",

@@ -29,9 +29,10 @@ from rephraser.config import save_config
 from rephraser.errors import ConfigError
 from rephraser.experiment.analysis import training_overlap
 from rephraser.experiment.config import ExperimentConfig, launcher_file
+from rephraser.experiment.detection import constat_tests, detect_step, read_detectability
 from rephraser.experiment.identity import docs_fingerprint, file_sha256, model_fingerprint
 from rephraser.experiment.parts import PARTS, Pool
-from rephraser.experiment.report import write_report
+from rephraser.experiment.report import detectability_lines, write_report
 from rephraser.experiment.results import contamination_effects, read_model
 from rephraser.experiment.steps import Steps, python_module
 from rephraser.experiment.tasks import VARIANTS, write_tasks
@@ -60,6 +61,10 @@ def run_experiment(cfg: ExperimentConfig, log=print) -> dict:
             models[condition.name] = train_condition(steps, out, cfg, model, condition) if trained else model
         for name, path in models.items():
             evaluate(steps, out, cfg, name, path, names, pools, parts)
+        for name, path in models.items() if cfg.detectors else ():
+            for pool in pools.values():
+                docs = {f"{v}/{p}": _part_docs(pool, v, parts[pool.bench.name][p]) for v in VARIANTS for p in PARTS}
+                detect_step(steps, out, cfg, name, path, model, pool, docs)
         benches = {pool.bench.name: pool.bench for pool in pools.values()}
         rows, items = [], []
         for name in models:
@@ -67,14 +72,19 @@ def run_experiment(cfg: ExperimentConfig, log=print) -> dict:
             rows += r
             items += i
         effects = contamination_effects(rows, items, [c.name for c in conditions], cfg.bootstrap, cfg.seed)
+        detectability = read_detectability(out, list(models), list(benches)) if cfg.detectors else []
+        constat = constat_tests(items, [c.name for c in conditions], benches, cfg)
         overlap = overlap_analysis(cfg, pools, parts, conditions)
         truncation = truncation_of(out, conditions, log)
-        results = {"rows": rows, "effects": effects, "overlap": overlap, "parts": parts, "truncation": truncation}
+        results = {"rows": rows, "effects": effects, "detectability": detectability, "constat": constat,
+                   "overlap": overlap, "parts": parts, "truncation": truncation}  # fmt: skip
         atomic_write_text(out / "results.json", json.dumps(results, indent=2) + "\n")
         atomic_write_text(out / "items.jsonl", "".join(json.dumps(i) + "\n" for i in items))
         seconds = time.monotonic() - start
-        report = write_report(out, cfg, rows, effects, overlap, truncation, steps.record, versions(), seconds)
+        report = write_report(out, cfg, results, steps.record, versions(), seconds)
         log(summary_table(rows, effects))
+        if detectability:
+            log(detectability_lines(effects, detectability))
         log(f"report: {report}")
         return results
 

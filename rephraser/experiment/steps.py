@@ -37,14 +37,19 @@ class Steps:
         self.path = folder / "steps.json"
         self.record = json.loads(self.path.read_text()) if self.path.is_file() else {}
 
-    def is_done(self, name: str, inputs: dict, complete) -> bool:
-        """True when the step completed before from these inputs; ConfigError when it completed from others."""
+    def is_done(self, name: str, inputs: dict, complete, rerun_on_change: bool = False) -> bool:
+        """True when the step completed before from these inputs; ConfigError when it completed from others
+        (False instead, with `rerun_on_change`: a step whose outputs are an analysis of unchanged models, such as
+        the detectors, is simply made again from the new inputs)."""
         before = self.record.get(name)
         if not before or before.get("exit_status") != 0 or not before.get("completed"):
             return False
         if not complete():
             return False  # its outputs are gone or broken: make them again
         changed = differences(before.get("inputs"), json.loads(json.dumps(inputs)))
+        if changed and rerun_on_change:
+            self.log(f"[{name}] its inputs changed ({'; '.join(changed[:3])}): made again")
+            return False
         if changed:
             listed = "; ".join(changed[:6]) + (f"; ... ({len(changed)} in all)" if len(changed) > 6 else "")
             raise ConfigError(
@@ -53,9 +58,10 @@ class Steps:
             )
         return True
 
-    def run(self, name: str, command: list[str], inputs: dict, complete, env: dict | None = None) -> bool:
+    def run(self, name: str, command: list[str], inputs: dict, complete, env: dict | None = None,
+            rerun_on_change: bool = False) -> bool:  # fmt: skip
         """Run `command` unless the step is done; True if it ran now. Output goes to logs/<name>.log."""
-        if self.is_done(name, inputs, complete):
+        if self.is_done(name, inputs, complete, rerun_on_change):
             self.log(f"[{name}] complete, skipped")
             return False
         log_file = self.folder / "logs" / f"{name.replace('/', '_')}.log"

@@ -189,15 +189,29 @@ class Sandbox:
         key = (self.config.isolation, self.config.base_uid, self.config.disk_mb, self.config.memory_mb, sys.executable)
         if key in _PROBED:
             return
-        result = self._run_on_a_slot(Program("sandbox-probe", "import sys\nassert sys.flags.isolated\n"))
-        if not result.passed:
-            why = result.stderr.strip().splitlines()[-1:] or [result.detail]
+        # The program must run THIS interpreter: a slot uid that cannot read its files can end up on the system's
+        # libpython (another version, other packages) with nothing else failing, which would score programs under
+        # another Python than the evaluation's.
+        host = (sys.version, sys.base_prefix)
+        probe = f"import sys\nprint(repr((sys.version, sys.base_prefix)))\nassert sys.flags.isolated\nassert (sys.version, sys.base_prefix) == {host!r}\n"  # noqa: E501
+        result = self._run_on_a_slot(Program("sandbox-probe", probe))
+        if result.passed:
+            _PROBED.add(key)
+            return
+        seen = result.stdout.strip().splitlines()[:1]
+        if seen and seen[0] != repr(host):
             raise SandboxUnavailable(
-                f"the sandbox cannot run {sys.executable} ({result.outcome}: {result.detail}; {why[0]}). "
-                "If the interpreter or its site-packages are not readable by other users (the "
-                f"sandbox runs programs as uids {self.config.base_uid}+), make them so; or {WEAKER}"
+                f"the sandbox would run another Python than {sys.executable} (it ran {seen[0]}, not {host!r}): the "
+                f"sandbox's uids ({self.config.base_uid}+) cannot read this interpreter's files, so the system's "
+                "libpython was loaded instead. Make the interpreter and its site-packages readable by other users "
+                "(e.g. a Python outside /root)" + ("" if self.config.isolation == "rlimits" else f", or {WEAKER}")
             )
-        _PROBED.add(key)
+        why = result.stderr.strip().splitlines()[-1:] or [result.detail]
+        raise SandboxUnavailable(
+            f"the sandbox cannot run {sys.executable} ({result.outcome}: {result.detail}; {why[0]}). "
+            "If the interpreter or its site-packages are not readable by other users (the "
+            f"sandbox runs programs as uids {self.config.base_uid}+), make them so; or {WEAKER}"
+        )
 
     def run(self, programs: list[Program]) -> list[Result]:
         """Run all programs on `workers` slots; results in the order of `programs`."""

@@ -4,9 +4,10 @@
                             reference="HuggingFaceTB/SmolLM2-135M")
     results = score_items(cfg, items)            # rephraser.detect.model.run
 
-Which benchmark items are scored (`--benchmark/--task/--items/--parts`) is not chosen here: the caller builds the
-`Item` list (rephraser.detect.model.items) and adds its own fields. Every value is checked in `__post_init__`, which
-names the field in its error.
+Which benchmark items are scored: `--benchmark NAME` or `--task T` (any lm-eval task, `--field`), the `--variant`
+whose texts are scored, and either `--parts PARTS.json` (an experiment's parts: every item labelled contaminated or
+clean) or `--items ID ...`, then `--limit N` (select.py turns them into `Item`s). Every value is checked in
+`__post_init__`, which names the field in its error.
 """
 
 from __future__ import annotations
@@ -31,6 +32,19 @@ class DetectModelConfig:
 
     model: str = option(metadata={"help": "the model under test: an HF directory or a hub id"})
     out: str = option(metadata={"help": "output directory (results.json, report.md, roc.png, hist_*.png)"})
+    benchmark: str | None = option(default=None, metadata={"help": "gsm8k | mmlu | humaneval, or a benchmark folder"})
+    task: str | None = option(default=None, metadata={"help": "any lm-eval task (instead of --benchmark)"})
+    field: str | None = option(default=None, metadata={"help": "--task: the doc field that is the item's text"})
+    include_path: str | None = option(default=None, metadata={"help": "--task: a folder of task YAMLs"})
+    variant: Literal["original", "rephrased"] = option(
+        default="original", metadata={"help": "score the items' original texts or their rephrased twins"}
+    )
+    parts: str | None = option(
+        default=None, metadata={"help": "an experiment's parts.json: its items, labelled contaminated / clean"}
+    )
+    items: list[str] | None = option(default=None, metadata={"help": "these item ids only (unlabelled)"})
+    limit: int | None = option(default=None, metadata={"help": "the first N items only"})
+    data_dir: str | None = option(default=None, metadata={"help": "a local benchmark mirror"})
     detectors: list[Literal["loss", "zlib", "mink", "mink++", "ref", "paired", "cdd", "ts-guess"]] = option(
         default_factory=lambda: list(DEFAULT_DETECTORS),
         metadata={
@@ -82,6 +96,7 @@ class DetectModelConfig:
     )
 
     def __post_init__(self):
+        self._check_items()
         unknown = sorted(set(self.detectors) - set(DETECTORS))
         if unknown:
             raise ConfigError(f"detectors: unknown {unknown}; choose from {list(DETECTORS)}")
@@ -110,6 +125,23 @@ class DetectModelConfig:
             raise ConfigError("reference: the ref detector needs --reference MODEL (e.g. the base model)")
         if self.reference and "ref" not in self.detectors:
             raise ConfigError("reference: given, but 'ref' is not among --detectors (it would not be used)")
+
+    def _check_items(self) -> None:
+        if (self.benchmark is None) == (self.task is None):
+            raise ConfigError("benchmark / task: give exactly one of --benchmark NAME or --task T")
+        if self.benchmark is not None:
+            from rephraser.benchmarks import check_benchmark
+
+            self.benchmark = check_benchmark(self.benchmark)
+        if (self.field or self.include_path) and not self.task:
+            raise ConfigError("field / include_path: only with --task")
+        check_choice("variant", self.variant, ("original", "rephrased"))
+        if self.parts and self.items:
+            raise ConfigError("parts / items: give one (--parts labels every item it lists)")
+        if self.items is not None and not self.items:
+            raise ConfigError("items: give at least one id")
+        if self.limit is not None:
+            check_positive("limit", self.limit)
 
     def needs_distribution(self) -> bool:
         """mink++ needs the mean and std of log p over the vocabulary at each position, not only the chosen token."""
