@@ -79,26 +79,28 @@ def raise_on_errors(results: list[Result]) -> None:
 
 @dataclass
 class SandboxConfig:
-    timeout_s: float = field(default=10.0, metadata={"help": "wall-clock limit per program"})
-    cpu_s: int = field(default=10, metadata={"help": "CPU-seconds limit per program (RLIMIT_CPU)"})
-    memory_mb: int = field(default=2048, metadata={"help": "address-space limit (numpy needs ~1 GiB of it)"})
-    file_size_mb: int = field(default=16, metadata={"help": "largest file, stdout and stderr included"})
-    open_files: int = field(default=128, metadata={"help": "RLIMIT_NOFILE"})
-    processes: int = field(default=32, metadata={"help": "RLIMIT_NPROC for the slot's uid (threads count too)"})
-    output_bytes: int = field(default=64 * 1024, metadata={"help": "stdout/stderr kept per program"})
-    workers: int = field(default_factory=lambda: os.cpu_count() or 1, metadata={"help": "programs run at once"})
-    disk_mb: int = field(
-        default=64,
-        metadata={
-            "help": "size of the program's writable space (its work dir and /tmp, "
-            "each a tmpfs of this size; namespaces isolation only)"
-        },
-    )
+    timeout_s: float = 10.0
+    """wall-clock limit per program"""
+    cpu_s: int = 10
+    """CPU-seconds limit per program (RLIMIT_CPU)"""
+    memory_mb: int = 2048
+    """address-space limit (numpy needs ~1 GiB of it)"""
+    file_size_mb: int = 16
+    """largest file, stdout and stderr included"""
+    open_files: int = 128
+    """RLIMIT_NOFILE"""
+    processes: int = 32
+    """RLIMIT_NPROC for the slot's uid (threads count too)"""
+    output_bytes: int = 64 * 1024
+    """stdout/stderr kept per program"""
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    """programs run at once"""
+    disk_mb: int = 64
+    """size of the program's writable space (its work dir and /tmp, each a tmpfs of this size; namespaces isolation
+    only)"""
     isolation: str = field(default="namespaces", metadata={"help": f"one of {ISOLATIONS}; 'rlimits' is weaker"})
-    base_uid: int = field(
-        default=61000,
-        metadata={"help": "as root, each slot runs as its own free uid from base_uid up (claimed machine-wide)"},
-    )
+    base_uid: int = 61000
+    """as root, each slot runs as its own free uid from base_uid up (claimed machine-wide)"""
 
     def __post_init__(self):
         check_choice("isolation", self.isolation, ISOLATIONS)

@@ -30,70 +30,71 @@ DTYPES = ("auto", "float32", "bfloat16", "float16")
 class DetectModelConfig:
     """Model-level contamination detectors on benchmark items, scored against known contamination when labelled."""
 
-    model: str = option(metadata={"help": "the model under test: an HF directory or a hub id"})
-    out: str = option(metadata={"help": "output directory (results.json, report.md, roc.png, hist_*.png)"})
-    benchmark: str | None = option(default=None, metadata={"help": "gsm8k | mmlu | humaneval, or a benchmark folder"})
-    task: str | None = option(default=None, metadata={"help": "any lm-eval task (instead of --benchmark)"})
-    field: str | None = option(default=None, metadata={"help": "--task: the doc field that is the item's text"})
-    include_path: str | None = option(default=None, metadata={"help": "--task: a folder of task YAMLs"})
-    variant: Literal["original", "rephrased"] = option(
-        default="original", metadata={"help": "score the items' original texts or their rephrased twins"}
-    )
-    parts: str | None = option(
-        default=None, metadata={"help": "an experiment's parts.json: its items, labelled contaminated / clean"}
-    )
-    items: list[str] | None = option(default=None, metadata={"help": "these item ids only (unlabelled)"})
-    limit: int | None = option(default=None, metadata={"help": "the first N items only"})
-    data_dir: str | None = option(default=None, metadata={"help": "a local benchmark mirror"})
+    model: str
+    """the model under test: an HF directory or a hub id"""
+    out: str
+    """output directory (results.json, report.md, roc.png, hist_*.png)"""
+    benchmark: str | None = None
+    """gsm8k | mmlu | humaneval, or a benchmark folder"""
+    task: str | None = None
+    """any lm-eval task (instead of --benchmark)"""
+    field: str | None = None
+    """--task: the doc field that is the item's text"""
+    include_path: str | None = None
+    """--task: a folder of task YAMLs"""
+    variant: Literal["original", "rephrased"] = "original"
+    """score the items' original texts or their rephrased twins"""
+    parts: str | None = None
+    """an experiment's parts.json: its items, labelled contaminated / clean"""
+    items: list[str] | None = None
+    """these item ids only (unlabelled)"""
+    limit: int | None = None
+    """the first N items only"""
+    data_dir: str | None = None
+    """a local benchmark mirror"""
     detectors: list[Literal["loss", "zlib", "mink", "mink++", "ref", "paired", "cdd", "ts-guess"]] = option(
-        default_factory=lambda: list(DEFAULT_DETECTORS),
-        metadata={
-            "help": "loss (mean token log-likelihood), zlib (log-likelihood / zlib bytes), mink (mean of the lowest "
-            "k of token log-probs), mink++ (the same, standardised by the model's next-token distribution; hf only), "
-            "ref (log-likelihood minus the --reference model's), paired (on the item minus on its twin), cdd "
-            "(peakedness of sampled outputs), ts-guess (MMLU: fill a masked wrong option)"
-        },
+        default_factory=lambda: list(DEFAULT_DETECTORS)
     )
-    k: float = option(default=0.2, metadata={"help": "mink / mink++: the share of lowest-scoring tokens, in (0, 1]"})
-    reference: str | None = option(
-        default=None, metadata={"help": "ref: the reference model (e.g. the base model the tested one was tuned from)"}
-    )
-    backend: Literal["hf", "vllm"] = option(
-        default="hf", metadata={"help": "hf (transformers) or vllm (prompt_logprobs, sampling; no mink++)"}
-    )
-    batch_size: int = option(default=8, metadata={"help": "items per forward pass"})
-    device: str = option(default="auto", metadata={"help": "hf: cpu, cuda, cuda:N, or auto (cuda when available)"})
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = option(
-        default="auto", metadata={"help": "model weights; auto = bfloat16 on CUDA, float32 on CPU"}
-    )
-    chunk_tokens: int = option(
-        default=512,
-        metadata={"help": "positions per LM-head chunk: a [chunk, vocab] block is the largest logits tensor held"},
-    )
-    cdd_samples: int = option(default=50, metadata={"help": "cdd: sampled outputs per item (the paper: 50)"})
-    cdd_temperature: float = option(default=0.8, metadata={"help": "cdd: sampling temperature (the paper: 0.8)"})
-    cdd_alpha: float = option(
-        default=0.05, metadata={"help": "cdd: a sample counts as 'at the peak' within alpha x max length (paper: 0.05)"}
-    )
-    cdd_xi: float = option(
-        default=0.01, metadata={"help": "cdd: an item is flagged when its peakedness exceeds xi (the paper: 0.01)"}
-    )
-    cdd_max_new_tokens: int = option(
-        default=100, metadata={"help": "cdd: tokens generated per output (the reference code compares the first 100)"}
-    )
-    cdd_distance: Literal["token", "char"] = option(
-        default="token",
-        metadata={"help": "cdd: edit distance over token ids (the reference code) or characters"},
-    )
-    ts_max_new_tokens: int = option(default=32, metadata={"help": "ts-guess: tokens generated for the fill"})
-    chat_template: bool = option(
-        default=False, metadata={"help": "cdd / ts-guess: wrap the prompt in the tokenizer's chat template"}
-    )
-    seed: int = option(default=0, metadata={"help": "seeds sampling, the masked option, bootstraps and CV folds"})
-    bootstrap: int = option(default=2000, metadata={"help": "bootstrap resamples for intervals and p-values"})
-    baseline: bool = option(
-        default=True, metadata={"help": "with labels: the blind bag-of-words baseline on the item texts"}
-    )
+    """loss (mean token log-likelihood), zlib (log-likelihood / zlib bytes), mink (mean of the lowest k of token
+    log-probs), mink++ (the same, standardised by the model's next-token distribution; hf only), ref (log-likelihood
+    minus the --reference model's), paired (on the item minus on its twin), cdd (peakedness of sampled outputs),
+    ts-guess (MMLU: fill a masked wrong option)"""
+    k: float = 0.2
+    """mink / mink++: the share of lowest-scoring tokens, in (0, 1]"""
+    reference: str | None = None
+    """ref: the reference model (e.g. the base model the tested one was tuned from)"""
+    backend: Literal["hf", "vllm"] = "hf"
+    """hf (transformers) or vllm (prompt_logprobs, sampling; no mink++)"""
+    batch_size: int = 8
+    """items per forward pass"""
+    device: str = "auto"
+    """hf: cpu, cuda, cuda:N, or auto (cuda when available)"""
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    """model weights; auto = bfloat16 on CUDA, float32 on CPU"""
+    chunk_tokens: int = 512
+    """positions per LM-head chunk: a [chunk, vocab] block is the largest logits tensor held"""
+    cdd_samples: int = 50
+    """cdd: sampled outputs per item (the paper: 50)"""
+    cdd_temperature: float = 0.8
+    """cdd: sampling temperature (the paper: 0.8)"""
+    cdd_alpha: float = 0.05
+    """cdd: a sample counts as 'at the peak' within alpha x max length (paper: 0.05)"""
+    cdd_xi: float = 0.01
+    """cdd: an item is flagged when its peakedness exceeds xi (the paper: 0.01)"""
+    cdd_max_new_tokens: int = 100
+    """cdd: tokens generated per output (the reference code compares the first 100)"""
+    cdd_distance: Literal["token", "char"] = "token"
+    """cdd: edit distance over token ids (the reference code) or characters"""
+    ts_max_new_tokens: int = 32
+    """ts-guess: tokens generated for the fill"""
+    chat_template: bool = False
+    """cdd / ts-guess: wrap the prompt in the tokenizer's chat template"""
+    seed: int = 0
+    """seeds sampling, the masked option, bootstraps and CV folds"""
+    bootstrap: int = 2000
+    """bootstrap resamples for intervals and p-values"""
+    baseline: bool = True
+    """with labels: the blind bag-of-words baseline on the item texts"""
 
     def __post_init__(self):
         self._check_items()
