@@ -10,11 +10,11 @@ import copy
 
 import pytest
 
-from rephraser.rephrase.codeast import break_runs, rewrite_program
-from rephraser.rephrase.differential import Case, DifferentialChecker
-from rephraser.rephrase.diffinputs import build_inputs, literal_calls, render, tolerance
-from rephraser.rephrase.pyscope import Unsupported
-from rephraser.rephrase.runbreak import _pass_before
+from rephraser.rephrase.codeast.differential import Case, DifferentialChecker
+from rephraser.rephrase.codeast.inputs import build_inputs, literal_calls, render, tolerance
+from rephraser.rephrase.codeast.rewrite import break_runs, rewrite_program
+from rephraser.rephrase.codeast.runbreak import _pass_before
+from rephraser.rephrase.codeast.scope import Unsupported
 from rephraser.sandbox import ExecutionNotAllowed
 
 
@@ -730,7 +730,7 @@ def test_code_ast_backend_needs_consent():
     ids=["passed", "failed with a verdict printed", "failed with broken stderr", "timeout"],
 )
 def test_the_verdict_is_the_sandbox_outcome(outcome, stdout, stderr, same):
-    from rephraser.rephrase.differential import verdict_of
+    from rephraser.rephrase.codeast.differential import verdict_of
     from rephraser.sandbox import Result
 
     verdict = verdict_of(Result("T/v", outcome, "detail", stdout, stderr), 5)

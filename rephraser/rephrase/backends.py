@@ -98,7 +98,7 @@ class CodeAstBackend:
     usage()["differential"] counts the checks, the rejections (with their reasons) and the fallbacks."""
 
     name = "code-ast"
-    model = "rephraser.rephrase.codeast"
+    model = "rephraser.rephrase.codeast"  # no model: the offline rewriter
 
     def __init__(self, cfg):
         from rephraser.errors import ConfigError
@@ -111,7 +111,7 @@ class CodeAstBackend:
         self.stats = {"checked": 0, "rejected": 0, "fell_back": 0, "no_rewrite": 0, "rejections": []}
 
     def generate(self, items, conversations, attempt: int) -> list[Reply]:
-        from rephraser.rephrase.codeast import VARIANTS
+        from rephraser.rephrase.codeast.rewrite import VARIANTS
 
         first = min(attempt, VARIANTS - 1)
         replies: list[Reply | None] = [None] * len(items)
@@ -135,8 +135,8 @@ class CodeAstBackend:
 
     def _case(self, item, variant: int, why: list[str]):
         from rephraser.overlap import OverlapMeter
-        from rephraser.rephrase.codeast import break_runs, rewrite_program, test_names
-        from rephraser.rephrase.differential import Case
+        from rephraser.rephrase.codeast.differential import Case
+        from rephraser.rephrase.codeast.rewrite import break_runs, rewrite_program, test_names
 
         try:
             rewrite = rewrite_program(item.text, variant=variant, reserved=test_names(item.doc["test"]))
@@ -151,7 +151,7 @@ class CodeAstBackend:
         """Verdicts for the cases; the ones not seen before are checked together, in one sandbox batch."""
         import weakref
 
-        from rephraser.rephrase.differential import DifferentialChecker
+        from rephraser.rephrase.codeast.differential import DifferentialChecker
 
         fresh = list(
             {(c.task_id, c.rewrite): c for c in cases if (c.task_id, c.rewrite) not in self._verdicts}.values()

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import ast
 
-from rephraser.rephrase.coderename import DEFINITIONS, Program, new_name
-from rephraser.rephrase.pyscope import Scope
+from rephraser.rephrase.codeast.rename import DEFINITIONS, Program, new_name
+from rephraser.rephrase.codeast.scope import Scope
 
 # Builtins that run a generator expression to its end (or stop early) before they return: a loop variable the
 # generator reads cannot change under it.

@@ -18,7 +18,7 @@ import builtins
 import keyword
 import zlib
 
-from rephraser.rephrase.pyscope import Scope, Scopes, Use
+from rephraser.rephrase.codeast.scope import Scope, Scopes, Use
 
 DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 INTROSPECTION = frozenset({"eval", "exec", "locals", "vars", "globals", "dir", "compile", "__import__"})

@@ -36,10 +36,10 @@ import re
 import textwrap
 from dataclasses import dataclass
 
-from rephraser.rephrase.codeloops import rewrite_loops
-from rephraser.rephrase.coderename import DEFINITIONS, Program, apply_renames, local_renames, module_renames
-from rephraser.rephrase.pyscope import Scope
-from rephraser.rephrase.runbreak import break_runs
+from rephraser.rephrase.codeast.loops import rewrite_loops
+from rephraser.rephrase.codeast.rename import DEFINITIONS, Program, apply_renames, local_renames, module_renames
+from rephraser.rephrase.codeast.runbreak import break_runs
+from rephraser.rephrase.codeast.scope import Scope
 
 __all__ = ["VARIANTS", "Rewrite", "break_runs", "rewrite_docstring", "rewrite_program", "test_names"]
 

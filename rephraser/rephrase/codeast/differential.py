@@ -25,7 +25,7 @@ import json
 import string
 from dataclasses import dataclass
 
-from rephraser.rephrase.diffinputs import Call, build_inputs, render, tolerance
+from rephraser.rephrase.codeast.inputs import Call, build_inputs, render, tolerance
 
 # Per call: the original's CPU allowance; the rewrite's is max(REWRITE_FLOOR_S, REWRITE_FACTOR x the original's).
 CALL_CPU_S, REWRITE_FLOOR_S, REWRITE_FACTOR = 0.25, 1.0, 10.0
