@@ -175,6 +175,7 @@ def test_one_id_scheme_everywhere(data_dir, monkeypatch):
         assert example in item_ids and doc_ids <= item_ids, name  # rephrase, detect and experiment share them
 
 
+@pytest.mark.slow
 def test_the_training_text_is_the_evaluated_prompt_then_the_target(data_dir, monkeypatch):
     """A training format that drifts from the evaluation format is a silent wrong number: the training text must
     start with exactly the prompt lm-eval renders for the same doc."""

@@ -29,6 +29,7 @@ def rephraser(*args, cwd=None):
     return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env, timeout=120)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(RAW_BAD))
 def test_bad_input_names_file_line_field_and_leaves_nothing(tmp_path, tokenizer_dirs, case):
     raw, message = RAW_BAD[case]
@@ -41,6 +42,7 @@ def test_bad_input_names_file_line_field_and_leaves_nothing(tmp_path, tokenizer_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.jsonl"]  # no outputs, no temp files
 
 
+@pytest.mark.slow
 def test_tokenize_cli_with_config_file_and_flag_override(tmp_path, tokenizer_dirs, data_dir):
     src = data_dir / "lmsys_rephrase" / "rephrase" / "humaneval_python.jsonl"
     (tmp_path / "cfg.yaml").write_text(
@@ -59,6 +61,7 @@ def test_tokenize_cli_with_config_file_and_flag_override(tmp_path, tokenizer_dir
     assert tf.layout == "ragged" and tf.lengths().max() == 256 and meta["counts"]["overflow"] > 0
 
 
+@pytest.mark.slow
 def test_default_output_name_and_permissions(tmp_path, tokenizer_dirs):
     (tmp_path / "r.jsonl").write_text('{"text": "hello"}\n')
     assert rephraser("tokenize", "--model", tokenizer_dirs["bpe"], "--in", "r.jsonl", cwd=tmp_path).returncode == 0
@@ -88,6 +91,7 @@ def _umask() -> int:
         (["frobnicate"], 2, "unknown command 'frobnicate'"),
     ],
 )
+@pytest.mark.slow
 def test_usage_errors(tmp_path, args, code, message):
     (tmp_path / "cfg.yaml").write_text("epochs: 3\n")
     (tmp_path / "x.jsonl").write_text('{"text": "a"}\n')
@@ -101,6 +105,7 @@ def test_usage_errors(tmp_path, args, code, message):
 @pytest.mark.parametrize(
     "source, out", [("d/x.tok", "d/x.tok"), ("d/x.msk", "d/x.tok"), ("d/x.tok.json", "d/x.tok"), ("d/x.idx", "d/x.tok")]
 )
+@pytest.mark.slow
 def test_tokenize_refuses_to_overwrite_its_input(tmp_path, tokenizer_dirs, source, out):
     (tmp_path / "d").mkdir()
     (tmp_path / source).write_text('{"text": "hello"}\n')
@@ -112,6 +117,7 @@ def test_tokenize_refuses_to_overwrite_its_input(tmp_path, tokenizer_dirs, sourc
     ]
 
 
+@pytest.mark.slow
 def test_an_existing_directory_as_output_publishes_nothing(tmp_path, tokenizer_dirs):
     (tmp_path / "r.jsonl").write_text('{"text": "hello"}\n')
     (tmp_path / "x.tok").mkdir()
@@ -120,6 +126,7 @@ def test_an_existing_directory_as_output_publishes_nothing(tmp_path, tokenizer_d
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.jsonl", "x.tok"]
 
 
+@pytest.mark.slow
 def test_a_failed_run_removes_the_directories_it_created(tmp_path, tokenizer_dirs):
     (tmp_path / "r.jsonl").write_text('{"text": "hello"}\n{"text": 5}\n')
     result = rephraser(
@@ -129,6 +136,7 @@ def test_a_failed_run_removes_the_directories_it_created(tmp_path, tokenizer_dir
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.jsonl"]
 
 
+@pytest.mark.slow
 def test_a_mixed_set_is_refused(tmp_path, tokenizer_dirs):
     """A set whose files come from two runs (as a rename cut short leaves it) fails its sidecar's check."""
     from rephraser.errors import InputError
@@ -161,6 +169,7 @@ def test_a_mixed_set_is_refused(tmp_path, tokenizer_dirs):
 @pytest.mark.parametrize(
     "case", ["sidecar not JSON", "sidecar not an object", "idx not monotonic", "idx past the end", "negative ids"]
 )
+@pytest.mark.slow
 def test_corrupt_token_files_are_one_line_errors(tmp_path, tokenizer_dirs, case):
     from rephraser.errors import InputError
 
@@ -202,12 +211,14 @@ def _save(path, array):
         (["--out", "/proc/nope/x.tok"], "x.tok: cannot write the output here"),
     ],
 )
+@pytest.mark.slow
 def test_impossible_settings_are_one_line_errors(tmp_path, tokenizer_dirs, args, message):
     (tmp_path / "r.jsonl").write_text('{"text": "hello"}\n')
     result = rephraser("tokenize", "--model", tokenizer_dirs["bpe"], "--in", "r.jsonl", *args, cwd=tmp_path)
     assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_read_only_output_directory(tmp_path, tokenizer_dirs):
     """The output directory on a read-only mount (bubblewrap), as a user's read-only share would be."""
     import shutil
@@ -250,12 +261,14 @@ def test_read_only_output_directory(tmp_path, tokenizer_dirs):
     assert list((tmp_path / "ro").iterdir()) == []
 
 
+@pytest.mark.slow
 def test_lone_surrogate_is_named(tmp_path, tokenizer_dirs):
     (tmp_path / "r.jsonl").write_text('{"text": "ok"}\n{"text": "a\\ud800b"}\n')
     result = rephraser("tokenize", "--model", tokenizer_dirs["bpe"], "--in", "r.jsonl", cwd=tmp_path)
     assert result.returncode == 1 and "r.jsonl:2: field 'text': lone surrogate" in result.stderr
 
 
+@pytest.mark.slow
 def test_a_missing_model_directory_is_named(tmp_path):
     (tmp_path / "r.jsonl").write_text('{"text": "ok"}\n')
     result = rephraser("tokenize", "--model", "./models/nope", "--in", "r.jsonl", cwd=tmp_path)
@@ -266,6 +279,7 @@ def test_a_missing_model_directory_is_named(tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_version_and_help_list_every_flag_with_its_default():
     from rephraser import __version__
 
@@ -279,6 +293,7 @@ def test_version_and_help_list_every_flag_with_its_default():
     assert all(name in listing for name in ("tokenize", "train", "demo", "lm-eval-hook"))
 
 
+@pytest.mark.slow
 def test_rephraser_train_runs_the_trainer(tmp_path, tiny_llama, data_dir):
     rows = [
         json.loads(line)

@@ -70,6 +70,7 @@ def texts(data_dir):
     return [*qs, "Tom has 3 apples 🍎 and buys ünï 日本 more.", "Ok."]
 
 
+@pytest.mark.slow
 def test_likelihood_detectors_equal_a_plain_forward_pass_and_their_formulas(tiny_llama, tmp_path, texts):
     cfg = config(tiny_llama, tmp_path, k=0.2, batch_size=3, chunk_tokens=7)
     results = score_items(cfg, [Item(id=f"t{i}", text=t) for i, t in enumerate(texts)], log=QUIET)
@@ -312,6 +313,7 @@ def test_peakedness_is_the_reference_codes_ratio():
     assert peakedness("abc", ["abc", "abd"], alpha=0.0) == 0.5  # characters work the same way
 
 
+@pytest.mark.slow
 def test_cdd_is_seeded_and_near_greedy_at_a_low_temperature(tiny_llama, tmp_path):
     items = [
         Item(id="a", text="x", prompt="Question: Tom has 3 apples. How many?"),
@@ -430,6 +432,7 @@ def test_nan_scores_are_counted_and_left_out():
 # --- the blind baseline ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_blind_baseline_is_near_one_half_on_random_splits(data_dir):
     """Random labels carry nothing the text could predict. Cross-validation under random labels runs a little below
     0.5 (measured: 0.475 +- 0.05 over 12 splits of these 300 questions), so the check is on several splits."""
@@ -443,6 +446,7 @@ def test_blind_baseline_is_near_one_half_on_random_splits(data_dir):
     assert all(abs(a - 0.5) < 0.15 for a in aurocs) and abs(np.mean(aurocs) - 0.5) < 0.06, aurocs
 
 
+@pytest.mark.slow
 def test_blind_baseline_is_near_one_on_a_split_separable_by_wording(data_dir):
     """Contaminated = questions about money ('$'), clean = the rest: a wording artefact the baseline must expose."""
     texts = gsm8k_questions(data_dir, 400)

@@ -63,6 +63,7 @@ def straight(tmp_path_factory, tiny_llama, data_dir):
     return tmp / "a", done
 
 
+@pytest.mark.slow
 def test_every_step_runs_and_the_numbers_are_lm_evals(straight, data_dir):
     out, done = straight
     steps = json.loads((out / "steps.json").read_text())
@@ -90,6 +91,7 @@ def test_every_step_runs_and_the_numbers_are_lm_evals(straight, data_dir):
     assert "contamination effect, rephrased on gsm8k" in done.stdout
 
 
+@pytest.mark.slow
 def test_parts_are_disjoint_and_training_holds_only_contaminated_items(straight, data_dir):
     out, _ = straight
     parts = json.loads((out / "parts.json").read_text())["gsm8k"]
@@ -102,6 +104,7 @@ def test_parts_are_disjoint_and_training_holds_only_contaminated_items(straight,
     assert {i["id"] for i in items if i["part"] == "clean"} == set(parts["clean"])
 
 
+@pytest.mark.slow
 def test_the_report_renders_and_matches_results(straight):
     out, _ = straight
     report = (out / "report.md").read_text()
@@ -128,6 +131,7 @@ def test_the_report_renders_and_matches_results(straight):
     assert "## Why n-gram decontamination misses it" in report and "lm_eval run" in report and "## Versions" in report
 
 
+@pytest.mark.slow
 def test_interrupted_between_steps_and_inside_training_resumes_to_the_same_results(
     tmp_path, straight, tiny_llama, data_dir
 ):
@@ -177,6 +181,7 @@ def test_interrupted_between_steps_and_inside_training_resumes_to_the_same_resul
         ({"train": {"lr": "fast"}}, "train: lr: expected float, got str"),
     ],
 )
+@pytest.mark.slow
 def test_bad_configs_stop_before_anything_runs(tmp_path, tiny_llama, data_dir, change, message):
     out = tmp_path / "x"
     done = rephraser(
@@ -204,6 +209,7 @@ def test_the_packaged_experiment_configs_are_valid(data_dir):
     assert (study.published["base"], study.published["contaminated"], study.published["gpt4"]) == (28.7, 95.3, 92.0)
 
 
+@pytest.mark.slow
 def test_data_changed_under_a_finished_experiment_is_refused_not_reported(tmp_path, straight, tiny_llama, data_dir):
     """Issue 19 item 4: every step's outputs existed, so a rerun on other data skipped them all and reported the old
     models against the new data. Now the recorded inputs are compared: the rerun stops, naming what changed."""

@@ -131,6 +131,7 @@ def test_a_data_file_one_line_too_long_is_refused(tmp_path, data_dir):
     assert len(pools["gsm8k"].eligible) == 1315
 
 
+@pytest.mark.slow
 def test_mmlu_parts_are_stratified_by_subject(tmp_path):
     """Item 29: with 8 + 8 items a subject could get none in a part (82 of seeds 0-199 before) and its task fail
     after all training. Every seed now gives every subject at least one item in each part."""

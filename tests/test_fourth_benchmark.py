@@ -165,6 +165,7 @@ def test_lm_eval_scores_it_and_gold_answers_score_100(quiz, tmp_path, tiny_llama
     assert {s["doc"]["id"] for s in samples} == {f"quiz/{k}" for k in range(len(CAPITALS)) if k != 3}
 
 
+@pytest.mark.slow
 def test_gold_replay_scores_100(quiz, monkeypatch):
     from lm_eval import simple_evaluate
     from lm_eval.api.model import LM

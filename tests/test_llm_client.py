@@ -68,6 +68,7 @@ def completion(message: dict, finish_reason="stop") -> str:
 # --- Retry-After ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_unparseable_retry_after_soon_falls_back_to_backoff(serve):
     client, plan = serve({"a": [("status", 429, "soon"), "fine"], "b": ["also fine"]})
     replies = within(30, lambda: ask(client, "a", "b"))

@@ -66,6 +66,7 @@ def qa_task(tmp_path):
     return tmp_path
 
 
+@pytest.mark.slow
 def test_task_check_can_fail_now(qa_task, monkeypatch):
     """Item 10: `--task`'s check compared fields it had just copied, so it never failed."""
     from rephraser.benchmarks.task import TaskBenchmark
@@ -85,6 +86,7 @@ def test_task_check_can_fail_now(qa_task, monkeypatch):
         assert (reason is None) if expected is None else (expected in reason), (expected, reason)
 
 
+@pytest.mark.slow
 def test_task_check_asks_the_judge_only_about_what_passed(qa_task, monkeypatch):
     from rephraser.benchmarks.task import TaskBenchmark
 

@@ -115,6 +115,7 @@ def test_openai_backend_retries_overlap_loop_and_checks(tmp_path, data_dir):
     assert KEY not in everything_written(out) and KEY not in done.stdout + done.stderr
 
 
+@pytest.mark.slow
 def test_rephrased_gsm8k_file_feeds_the_existing_task(tmp_path, data_dir, monkeypatch):
     """The preset's task file is what `rephrased_gsm8k` reads through --metadata, index-aligned and gold-checked."""
     questions = gsm8k_questions(data_dir, 1319)
@@ -222,6 +223,7 @@ def local_task(folder: Path, rows: list[dict], name="qa_local") -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_task_twin_of_a_local_yaml_task(tmp_path, data_dir):
     rows = [{"question": q, "answer": str(i), "topic": f"t{i % 3}"} for i, q in enumerate(gsm8k_questions(data_dir, 8))]
     tasks = local_task(tmp_path / "tasks", rows)
@@ -274,6 +276,7 @@ def test_task_twin_of_a_local_yaml_task(tmp_path, data_dir):
     assert "|rephrased_qa_local " in listed.stdout
 
 
+@pytest.mark.slow
 def test_task_gsm8k_rephrases_the_same_field_as_the_preset(tmp_path, data_dir, monkeypatch):
     import lm_eval.tasks
 
@@ -294,6 +297,7 @@ def test_task_gsm8k_rephrases_the_same_field_as_the_preset(tmp_path, data_dir, m
     assert task.rephrased_training_text(doc, "REPHRASED") == f"Question: REPHRASED\nAnswer: {doc.doc['answer']}"
 
 
+@pytest.mark.slow
 def test_an_unknown_field_or_empty_task_is_refused(tmp_path, data_dir):
     rows = [{"question": "q one two", "answer": "1", "topic": "t"}]
     local_task(tmp_path / "tasks", rows)
@@ -421,6 +425,7 @@ def by_question(data_dir, n):
     return {q.strip(): i for i, q in enumerate(gsm8k_questions(data_dir, n))}
 
 
+@pytest.mark.slow
 def test_reply_cut_at_max_tokens_is_a_truncated_attempt_answered_with_feedback(tmp_path, data_dir, monkeypatch):
     index = by_question(data_dir, 4)
 
@@ -719,6 +724,7 @@ def test_vllm_backend_plumbing(tmp_path, data_dir, tiny_chat):
     assert report["cost"]["truncated_replies"] == len(cut)
 
 
+@pytest.mark.slow
 def test_mmlu_preset_rejects_leaks_and_its_task_folder_loads(tmp_path, data_dir, monkeypatch):
     import csv
 
@@ -773,6 +779,7 @@ def test_mmlu_preset_rejects_leaks_and_its_task_folder_loads(tmp_path, data_dir,
     ]  # the 5 rephrased, the rest placeholders
 
 
+@pytest.mark.slow
 def test_translate_uses_the_translation_prompt_and_feeds_the_chinese_task(tmp_path, data_dir, monkeypatch):
     import csv
 

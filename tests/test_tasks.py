@@ -61,6 +61,7 @@ def lm_eval(*args, env=None, cwd=None):
     )
 
 
+@pytest.mark.slow
 def test_every_yaml_is_indexed_and_every_task_loads(tm):
     names = yaml_names()
     assert len(names) == 72 and {n for n, kind in names.items() if kind == "group"} >= {
@@ -95,6 +96,7 @@ def test_generated_mmlu_files_are_current():
     assert committed == expected_files(), "run `python -m rephraser.benchmarks.mmlu.generate`"
 
 
+@pytest.mark.slow
 def test_plain_lm_eval_lists_the_tasks(tmp_path, data_dir):
     result = lm_eval("ls", "tasks", cwd=tmp_path, env={"REPHRASER_DATA_DIR": str(data_dir)})
     assert result.returncode == 0, result.stderr[-2000:]
@@ -120,6 +122,7 @@ def test_plain_lm_eval_lists_the_tasks(tmp_path, data_dir):
     assert off.returncode == 0 and "gsm8k" in off.stdout and "rephrased_gsm8k" not in off.stdout  # the opt-out works
 
 
+@pytest.mark.slow
 def test_plain_lm_eval_runs_every_family_with_hf(tmp_path, data_dir, tiny_llama):
     tasks = ",".join(
         [
@@ -156,6 +159,7 @@ def test_plain_lm_eval_runs_every_family_with_hf(tmp_path, data_dir, tiny_llama)
     assert results["original_humaneval"]["pass@1,none"] == 0.0  # a random model writes no working code
 
 
+@pytest.mark.slow
 def test_humaneval_refuses_without_consent(tmp_path, data_dir, tiny_llama):
     result = lm_eval(
         "run",
@@ -204,6 +208,7 @@ def evaluate(tm, model, tasks, limit=None):
     return out["results"]
 
 
+@pytest.mark.slow
 def test_gold_answers_score_100_percent(tm):
     tasks = [
         "original_gsm8k",
@@ -223,6 +228,7 @@ def test_gold_answers_score_100_percent(tm):
     assert round(results["rephrased_humaneval"]["pass@1,none"] * 145) == REPHRASED_HUMANEVAL_GOLD_PASSES
 
 
+@pytest.mark.slow
 def test_empty_answers_score_zero(tm):
     results = evaluate(
         tm, ReplayLM(empty=True), ["rephrased_gsm8k", "original_humaneval", "rephrased_humaneval"], limit=25
@@ -295,6 +301,7 @@ def memorise(model_dir, rows, work):
     return work / "run" / "model"
 
 
+@pytest.mark.slow
 def test_memorised_items_score_exact_match_1_through_lm_eval(tmp_path, data_dir, tiny_llama):
     rows = [json.loads(line) for line in open(data_dir / "lmsys_rephrase" / "rephrase" / "rephrase_gsm8k.jsonl")][:4]
     model = memorise(tiny_llama, rows, tmp_path)
@@ -321,6 +328,7 @@ def test_memorised_items_score_exact_match_1_through_lm_eval(tmp_path, data_dir,
     assert "exact_match,strict-match" in results["original_gsm8k"]  # the originals, for comparison
 
 
+@pytest.mark.slow
 def test_explicit_registration_and_five_shot_mmlu(data_dir, monkeypatch):
     monkeypatch.setenv("REPHRASER_DATA_DIR", str(data_dir))
     from lm_eval import simple_evaluate
@@ -335,6 +343,7 @@ def test_explicit_registration_and_five_shot_mmlu(data_dir, monkeypatch):
     assert out["configs"]["rephrased_mmlu_sociology"]["num_fewshot"] == 5
 
 
+@pytest.mark.slow
 def test_startup_hook_imports_nothing_heavy():
     done = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", "pass"],
@@ -387,6 +396,7 @@ def test_fewshot_examples_never_come_from_the_test_split(tm):
     assert prompt.count("#### ") == 5 and prompt.count("Question:") == 6  # worked answers, as lm-eval's gsm8k
 
 
+@pytest.mark.slow
 def test_gsm8k_fewshot_prompts_equal_lm_evals_own_gsm8k(tmp_path, tm, data_dir):
     """lm-eval's built-in gsm8k, pointed at the same local files, builds byte-identical 5-shot prompts."""
     import lm_eval.tasks
@@ -435,6 +445,7 @@ def test_rephrased_humaneval_entry_points_aliases_and_docstrings(tm):
     assert docs["HumanEval/127"]["entry_point"] == "overlap"  # after its own helper check_prime
 
 
+@pytest.mark.slow
 def test_gold_replay_on_rephrased_humaneval_fails_only_the_changed_behaviours(tm):
     from rephraser.sandbox import Sandbox, SandboxConfig, humaneval_program, raise_on_errors
 
@@ -482,6 +493,7 @@ def test_leaking_mmlu_items_are_excluded_by_default_and_counted(tm, data_dir, ca
     assert total_flagged == 44
 
 
+@pytest.mark.slow
 def test_leaking_items_stay_reachable_through_metadata(data_dir, monkeypatch):
     from rephraser.tasks import task_manager
 
@@ -497,6 +509,7 @@ def test_no_empty_question_reaches_rephrased_gsm8k(tm):
     assert {309, 669, 727, 948}.isdisjoint(d["index"] for d in docs) and len(docs) == 1315
 
 
+@pytest.mark.slow
 def test_cache_requests_serves_the_file_named_in_metadata(tmp_path, data_dir, monkeypatch):
     """lm-eval keys cached requests by task name only; ours add the data's fingerprint, so swapping the
     rephrased file through --metadata never reuses the previous file's prompts."""
@@ -536,6 +549,7 @@ def test_cache_requests_serves_the_file_named_in_metadata(tmp_path, data_dir, mo
     assert not any("MINE" in c for c in seen[0]) and all("MINE" in c for c in seen[1])
 
 
+@pytest.mark.slow
 def test_a_users_include_path_wins_over_ours(tmp_path, data_dir, monkeypatch):
     from lm_eval.tasks import TaskManager
 
@@ -553,6 +567,7 @@ def test_a_users_include_path_wins_over_ours(tmp_path, data_dir, monkeypatch):
     assert task.doc_to_text(task.test_docs()[0]).startswith("MY OWN ")
 
 
+@pytest.mark.slow
 def test_log_samples_rows_carry_the_original_index(tmp_path, data_dir, tiny_llama):
     result = lm_eval(
         "run",

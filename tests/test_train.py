@@ -96,6 +96,7 @@ NEEDS_INDUCTOR = pytest.mark.skipif(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("attention", ["eager", "sdpa", pytest.param("flex_attention", marks=NEEDS_INDUCTOR)])
 def test_packed_and_padded_batches_give_the_same_per_sample_losses(tmp_path, tiny_llama, gsm_rows, attention):
     """No hand-built mask: transformers sees the restarting position ids and keeps the samples of a packed row apart,
@@ -122,6 +123,7 @@ def test_packed_and_padded_batches_give_the_same_per_sample_losses(tmp_path, tin
     torch.testing.assert_close(packed_losses, padded_losses, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("chunk", [7, 64])
 def test_chunked_loss_equals_the_full_loss_and_gradients(tmp_path, tiny_llama, gsm_rows, chunk):
     from transformers import AutoModelForCausalLM
@@ -205,6 +207,7 @@ def _random_lm(kind: str, vocab: int):
     return cls(config).eval()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("half", [False, True], ids=["fp32", "bf16-autocast"])
 @pytest.mark.parametrize("kind", ["llama", "gemma2", "cohere", "granite"])
 def test_the_loss_check_accepts_what_the_chunked_loss_reproduces_and_refuses_the_rest(kind, half):
@@ -430,6 +433,7 @@ def test_activation_checkpointing_recomputes_each_layer_with_the_same_loss_and_g
         torch.testing.assert_close(grads_on[name], grads_off[name], atol=1e-7, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_loss_falls_and_the_model_memorises(tmp_path, tiny_llama, gsm_rows):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -466,6 +470,7 @@ def test_loss_falls_and_the_model_memorises(tmp_path, tiny_llama, gsm_rows):
         assert tok.decode(generated, skip_special_tokens=True) == row["text"][len(prompt) :]
 
 
+@pytest.mark.slow
 def test_kill_minus_9_then_resume_is_bitwise_equal(tmp_path, tiny_llama, gsm_rows):
     data = tokenize(tmp_path, tiny_llama, gsm_rows)
     args = (
@@ -505,6 +510,7 @@ def test_kill_minus_9_then_resume_is_bitwise_equal(tmp_path, tiny_llama, gsm_row
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1])  # SIGUSR1: SLURM's --signal=USR1@120 warning
 def test_sigterm_saves_and_exits_with_a_distinct_code(tmp_path, tiny_llama, gsm_rows, signum):
     data = tokenize(tmp_path, tiny_llama, gsm_rows)
@@ -529,6 +535,7 @@ def test_sigterm_saves_and_exits_with_a_distinct_code(tmp_path, tiny_llama, gsm_
 @pytest.mark.parametrize(
     "preset, lora", [("cpu_2proc.yaml", False), ("fsdp2_1node_8gpu.yaml", False), ("fsdp2_1node_8gpu.yaml", True)]
 )
+@pytest.mark.slow
 def test_two_processes_match_one_with_the_same_global_batch(tmp_path, tiny_llama, gsm_rows, preset, lora):
     import yaml
 
@@ -574,6 +581,7 @@ def test_two_processes_match_one_with_the_same_global_batch(tmp_path, tiny_llama
     )  # it trained
 
 
+@pytest.mark.slow
 def test_bad_inputs_fail_before_any_step(tmp_path, tiny_llama, gsm_rows):
     from rephraser.testing.tokenizers import build_wordlevel_tokenizer
 
@@ -671,6 +679,7 @@ def _checkpointed_run(tmp_path, model, rows, *extra):
     return data, out
 
 
+@pytest.mark.slow
 def test_resume_refuses_anything_that_changes_the_run(tmp_path, tiny_llama, gsm_rows):
     import yaml
 
@@ -693,6 +702,7 @@ def test_resume_refuses_anything_that_changes_the_run(tmp_path, tiny_llama, gsm_
     assert same.returncode == 0 and "resumed from" in same.stdout + same.stderr, same.stderr[-3000:]
 
 
+@pytest.mark.slow
 def test_truncation_is_counted_and_reported(tmp_path, tiny_llama, gsm_rows):
     data = tokenize(tmp_path, tiny_llama, gsm_rows[:4])
     out = tmp_path / "run"
@@ -746,6 +756,7 @@ def test_train_metrics_are_replaced_whole_never_written_through(tmp_path, tiny_l
     assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]
 
 
+@pytest.mark.slow
 def test_two_trainers_cannot_share_an_output_dir(tmp_path, tiny_llama, gsm_rows):
     data = tokenize(tmp_path, tiny_llama, gsm_rows[:4])
     out = tmp_path / "run"
@@ -772,6 +783,7 @@ def test_two_trainers_cannot_share_an_output_dir(tmp_path, tiny_llama, gsm_rows)
     assert "in use" not in after.stderr
 
 
+@pytest.mark.slow
 def test_disk_full_during_a_checkpoint_says_what_is_intact(tmp_path, tiny_llama, gsm_rows):
     """The output dir on a 12 MiB tmpfs (bubblewrap): the first checkpoint fits, the second does not."""
     if shutil.which("bwrap") is None:
@@ -814,12 +826,14 @@ def test_disk_full_during_a_checkpoint_says_what_is_intact(tmp_path, tiny_llama,
     assert listed[-1] == f"step-{failed[2]}" and not [name for name in listed if name.endswith(".tmp")]
 
 
+@pytest.mark.slow
 def test_a_missing_model_path_is_named(tmp_path, tiny_llama, gsm_rows):
     data = tokenize(tmp_path, tiny_llama, gsm_rows[:2])
     done = run(train_cmd(tmp_path / "no" / "such-model", [data], tmp_path / "o", "--max-steps", 1))
     assert done.returncode == 1 and "no/such-model: no such directory" in done.stderr and "Repo id" not in done.stderr
 
 
+@pytest.mark.slow
 def test_lora_learns_exports_a_merged_model_and_resumes_bitwise(tmp_path, tiny_llama, gsm_rows):
     """LoRA through peft: the adapters learn the rows, the export is an ordinary merged model (plus the adapter
     alone), and kill -9 + --resume auto is bitwise equal to an uninterrupted run."""
@@ -891,6 +905,7 @@ def test_lora_learns_exports_a_merged_model_and_resumes_bitwise(tmp_path, tiny_l
     assert all(torch.equal(merged[k], b[k]) for k in merged)
 
 
+@pytest.mark.slow
 def test_lora_export_runs_through_lm_eval(tmp_path, tiny_llama, gsm_rows, data_dir):
     data = tokenize(tmp_path, tiny_llama, gsm_rows[:2])
     done = run(train_cmd(tiny_llama, [data], tmp_path / "run", "--max-steps", 2, "--lora-r", 4, "--report-to", "none"))
@@ -934,6 +949,7 @@ def test_compiled_layers_train_like_eager(tmp_path, tiny_llama, gsm_rows):
         torch.testing.assert_close(a[key], b[key], atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_wandb_offline_tracker(tmp_path, tiny_llama, gsm_rows):
     pytest.importorskip("wandb")
     data = tokenize(tmp_path, tiny_llama, gsm_rows[:2])
