@@ -151,64 +151,36 @@ def test_rephrased_gsm8k_file_feeds_the_existing_task(tmp_path, data_dir, monkey
     assert [d["index"] for d in docs] == list(range(12)) and docs[3]["question"] == spaced(questions[3])
 
 
-@pytest.mark.slow
-def test_dead_endpoint_missing_key_and_bad_input_fail_with_one_line(tmp_path, data_dir):
-    env = {"OPENAI_API_KEY": KEY, "REPHRASER_DATA_DIR": str(data_dir)}
+def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        closed_port = s.getsockname()[1]
+        return s.getsockname()[1]
+
+
+OPENAI = ["--backend", "openai", "--model", "m"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "args, key, message",
+    [
+        (["--benchmark", "gsm8k", *OPENAI, "--api-base", "http://127.0.0.1:{port}/v1", "--limit", "3"], KEY,
+         "cannot reach http://127.0.0.1:{port}/v1"),
+        (["--benchmark", "gsm8k", *OPENAI, "--api-base", "http://127.0.0.1:9/v1"], "", "OPENAI_API_KEY is not set"),
+        (["--benchmark", "gsm9k", "--backend", "code-ast"], KEY, "benchmark: 'gsm9k' is not a benchmark"),
+        (["--task", "no_such_task", *OPENAI, "--api-base", "http://x/v1"], KEY, "lm-eval knows no task 'no_such_task'"),
+        (["--benchmark", "humaneval", "--backend", "code-ast"], KEY, "--confirm-run-unsafe-code"),
+    ],
+    ids=["dead endpoint", "no key", "unknown benchmark", "unknown task", "no consent"],
+)  # fmt: skip
+def test_a_run_that_cannot_work_fails_at_once_with_one_line_and_leaves_nothing(tmp_path, data_dir, args, key, message):
+    port = closed_port()
     start = time.monotonic()
-    dead = rephraser(
-        "--benchmark",
-        "gsm8k",
-        "--backend",
-        "openai",
-        "--model",
-        "m",
-        "--api-base",
-        f"http://127.0.0.1:{closed_port}/v1",
-        "--limit",
-        3,
-        "--out",
-        tmp_path / "dead",
-        env=env,
-    )
-    assert dead.returncode == 1 and f"cannot reach http://127.0.0.1:{closed_port}/v1" in dead.stderr
-    assert time.monotonic() - start < 60 and "Traceback" not in dead.stderr and not (tmp_path / "dead").exists()
-    nokey = rephraser(
-        "--benchmark",
-        "gsm8k",
-        "--backend",
-        "openai",
-        "--model",
-        "m",
-        "--api-base",
-        "http://127.0.0.1:9/v1",
-        "--out",
-        tmp_path / "nokey",
-        env={"OPENAI_API_KEY": "", "REPHRASER_DATA_DIR": str(data_dir)},
-    )
-    assert nokey.returncode == 1 and "OPENAI_API_KEY is not set" in nokey.stderr and not (tmp_path / "nokey").exists()
-    unknown = rephraser("--benchmark", "gsm9k", "--backend", "code-ast", "--out", tmp_path / "x", env=env)
-    assert unknown.returncode == 1 and "benchmark: 'gsm9k' is not a benchmark" in unknown.stderr
-    no_task = rephraser(
-        "--task",
-        "no_such_task",
-        "--backend",
-        "openai",
-        "--model",
-        "m",
-        "--api-base",
-        "http://x/v1",
-        "--out",
-        tmp_path / "y",
-        env=env,
-    )
-    assert no_task.returncode == 1 and "lm-eval knows no task 'no_such_task'" in no_task.stderr
-    no_consent = rephraser("--benchmark", "humaneval", "--backend", "code-ast", "--out", tmp_path / "z", env=env)
-    assert no_consent.returncode == 1 and "--confirm-run-unsafe-code" in no_consent.stderr
-    for result in (dead, nokey, no_task, no_consent):
-        assert len(result.stderr.strip().splitlines()) <= 3 and "Traceback" not in result.stderr
+    done = rephraser(*[a.format(port=port) for a in args], "--out", tmp_path / "out",
+                     env={"OPENAI_API_KEY": key, "REPHRASER_DATA_DIR": str(data_dir)})  # fmt: skip
+    assert done.returncode == 1 and message.format(port=port) in done.stderr, done.stderr[-2000:]
+    assert len(done.stderr.strip().splitlines()) <= 3 and "Traceback" not in done.stderr
+    assert time.monotonic() - start < 60 and not (tmp_path / "out").exists()
 
 
 def local_task(folder: Path, rows: list[dict], name="qa_local") -> Path:
