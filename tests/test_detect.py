@@ -696,6 +696,29 @@ def test_top_k_parts_merge_to_the_same_result_in_any_order():
     assert one.rows[0].tolist() == [3, 17, 18] and one.scores[0].tolist() == [one.scores[0, 0]] * 3
 
 
+@pytest.mark.parametrize("copies", [2, 30])  # within the spare candidates, and more near-ties than spares
+@pytest.mark.parametrize("k", [1, 3, 12])
+def test_top_k_is_the_exact_top_k_of_every_pair(copies, k):
+    """Against brute force: every pair scored by pair_cosines, ordered by (cosine desc, row id)."""
+    import numpy as np
+
+    from rephraser.detect.embed import Nearest, pair_cosines
+
+    rng = np.random.default_rng(copies * 100 + k)
+    queries = rng.normal(size=(6, 32)).astype(np.float32)
+    rows = rng.normal(size=(300, 32)).astype(np.float32)
+    rows[rng.choice(300, copies, replace=False)] = queries[1]
+    rows[rng.choice(300, copies, replace=False)] = rows[7] * 0.5  # equal after normalising
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    found = Nearest.search(queries, rows, np.arange(1000, 1300), k)
+    for t in range(6):
+        exact = pair_cosines(np.repeat(queries[t : t + 1], 300, 0), rows)
+        order = sorted(range(300), key=lambda r: (-exact[r], r))[:k]
+        assert found.rows[t].tolist() == [1000 + r for r in order]
+        assert found.scores[t].tolist() == [exact[r] for r in order]
+
+
 # ---------------------------------------------------------------- every number f1 reports
 def test_f1_is_undefined_when_a_column_has_no_positive_pair():
     """A column whose rephrasings are all empty has nothing to find: F1 0.0 would read as a detector that

