@@ -37,6 +37,7 @@ def rows(path):
     return json.loads((Path(path) / "results.json").read_text())
 
 
+@pytest.mark.slow
 def test_f1_on_lmsys_mmlu_embedding_finds_rephrases_ngram_does_not_and_is_stable(tmp_path, env):
     runs = []
     for k in range(2):
@@ -105,6 +106,7 @@ def codealpaca_training_set(data_dir, tmp_path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_scan_against_the_studys_decontaminator_output(tmp_path, env, data_dir):
     """The 164 CodeAlpaca neighbours as the training set; a stub judge that answers as GPT-4 did for those pairs."""
     reference = data_dir / "lmsys_rephrase" / "database" / "CodeAlpacaDB.jsonl"
@@ -202,6 +204,7 @@ def test_judge_strict_parsing_retries_and_failures(tmp_path, monkeypatch):
     assert judge.client.usage.by_reason.get("http_429") == 1 and judge.client.usage.by_reason.get("timeout") == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["malformed line", "unknown field", "empty", "not a model"])
 def test_bad_training_input_is_one_line(tmp_path, env, case):
     train = tmp_path / "train.jsonl"
@@ -256,6 +259,7 @@ def test_bad_training_input_is_one_line(tmp_path, env, case):
         assert result["bad_lines_skipped"] == 1 and result["bad_lines"] == [2] and result["train_rows"] == 2
 
 
+@pytest.mark.slow
 def test_scan_streams_parquet_and_names_a_missing_column(tmp_path, env, data_dir):
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -499,9 +503,9 @@ def test_compression_that_does_not_match_the_name_is_refused_before_reading(here
         TrainingSource(str(here / name), skip_bad_lines=True)
 
 
-def bad_at_the_end(path: Path) -> Path:
+def bad_at_the_end(path: Path, good: int = 50) -> Path:
     """A training file whose last line is broken: a scan that reads it without --skip-bad-lines fails there."""
-    path.write_text('{"text": "x = 1"}\n' * 50 + '{"text": "cut\n')
+    path.write_text("".join(json.dumps({"text": f"x = {k}"}) + "\n" for k in range(good)) + '{"text": "cut\n')
     return path
 
 
@@ -529,6 +533,30 @@ def test_an_out_that_is_a_file_or_would_replace_an_input_is_refused_before_the_s
     write_jsonl(here / "out" / "results.json", [{"text": "x = 1"}])
     with pytest.raises(InputError, match=r"the output .*results\.json would overwrite this input"):
         scan_here(here / "out" / "results.json", here / "out")
+
+
+@pytest.mark.parametrize(("texts", "expected"), [([], "the test set has no items"), (["ok", "a \ud800"], "tiny/1")])
+def test_a_test_set_without_items_or_with_invalid_text_is_refused_before_the_scan(here, texts, expected):
+    """No items made every share a division by zero after the scan; a lone surrogate in an item, the final write."""
+    from rephraser.errors import ConfigError
+
+    bench = tiny_benchmark(here / "bench", texts)
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        scan_here(bad_at_the_end(here / "train.jsonl"), here / "out", benchmark=bench)
+
+
+@pytest.mark.slow
+def test_a_bad_last_line_stops_an_embedding_scan_before_any_training_row_is_encoded(here, monkeypatch):
+    from rephraser.detect.embed import Embedder
+    from rephraser.errors import InputError
+
+    encoded: list[int] = []
+    original = Embedder.encode
+    monkeypatch.setattr(Embedder, "encode", lambda self, texts: encoded.append(len(texts)) or original(self, texts))
+    train = bad_at_the_end(here / "train.jsonl", good=5000)  # more than one batch (4096 rows) before it
+    with pytest.raises(InputError, match=r"train\.jsonl:5001: not a valid JSON line"):
+        scan_here(train, here / "out", method="embedding", embedding_model=MODEL)
+    assert encoded == [164]  # the test items only: the file was read through before its rows were encoded
 
 
 # ---------------------------------------------------------------- the second pass (issue 19: 19)
