@@ -314,7 +314,7 @@ TEXTS = {texts}
 
 
 class Tiny(Benchmark):
-    name, title, kind = "tiny", "Tiny", "code"
+    name, title, kind = "tiny", "Tiny", {kind!r}
 
     def items(self):
         return [Item(k, f"tiny/{{k}}", text, {{"text": text}}) for k, text in enumerate(TEXTS)]
@@ -324,10 +324,10 @@ BENCHMARK = Tiny
 '''
 
 
-def tiny_benchmark(folder: Path, texts: list[str]) -> str:
+def tiny_benchmark(folder: Path, texts: list[str], kind: str = "code") -> str:
     """A benchmark folder whose test items are `texts` (ids tiny/0, tiny/1, ...)."""
     folder.mkdir(parents=True)
-    (folder / "benchmark.py").write_text(TINY_BENCHMARK.format(texts=json.dumps(texts)))
+    (folder / "benchmark.py").write_text(TINY_BENCHMARK.format(texts=json.dumps(texts), kind=kind))
     return str(folder)
 
 
@@ -557,6 +557,16 @@ def test_a_bad_last_line_stops_an_embedding_scan_before_any_training_row_is_enco
     with pytest.raises(InputError, match=r"train\.jsonl:5001: not a valid JSON line"):
         scan_here(train, here / "out", method="embedding", embedding_model=MODEL)
     assert encoded == [164]  # the test items only: the file was read through before its rows were encoded
+
+
+def test_a_test_set_without_a_judge_instruction_is_refused_before_the_scan(here):
+    """A kind the judge has no prompt for (any lm-eval task is "text") failed only after the whole scan."""
+    from rephraser.errors import ConfigError
+
+    bench = tiny_benchmark(here / "bench", ["a test item"], kind="text")
+    with pytest.raises(ConfigError, match=r"judge_kind: the test set's kind 'text' has no judge instruction"):
+        scan_here(bad_at_the_end(here / "train.jsonl"), here / "out", benchmark=bench, method="llm", judge="openai",
+                  model="stub", api_base="http://127.0.0.1:9/v1")  # fmt: skip
 
 
 # ---------------------------------------------------------------- the second pass (issue 19: 19)
