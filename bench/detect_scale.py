@@ -1,12 +1,13 @@
 """`rephraser detect` at scale: each stage against today's code on the same rows, on one core.
 
-    python bench/detect_scale.py --stage ngram [--rows 200000] [--sizes 200000 500000 1000000 2000000]
-                                 [--batch 4096] [--data-dir ../shared/data] [--cpu 0]
+    python bench/detect_scale.py --stage ngram|scan|topk|merge [--rows 200000] [--batch 4096] [--cpu 0]
+        [--sizes 200000 500000 1000000 2000000] [--queries 1319 14042] [--topk-rows 40960] [--k 1] [--shards 16]
+        [--data-dir ../shared/data]
 
 Stages (more are added here as they come: a function taking the parsed arguments, named in STAGES):
   ngram  the hashed n-gram stage (rephraser.detect.ngrams: HashedNgrams.match_batch + NgramTally, 10- and
-         13-grams at once) vs today's per-row matcher (overlap.NgramIndex.matches per row and n, counts and
-         first rows kept as scan.first_pass keeps them), against GSM-8K test (1319 items) and HumanEval (164).
+         13-grams at once) vs the per-row matcher it replaced (overlap.NgramIndex.matches per row and n, counts
+         and first rows kept as the scan's first pass kept them), against GSM-8K test (1319 items) and HumanEval (164).
          1. speed: --rows rows streamed in --batch batches, both matchers timed batch by batch in turn (so a
             busy machine slows both alike); rows/s by CPU time and by wall time, the ratio (target >= 10x);
             the two results (counts and first rows per test item and n) are checked equal first. Then the
@@ -15,12 +16,24 @@ Stages (more are added here as they come: a function taking the parsed arguments
          2. memory: the hashed stage alone over each of --sizes rows, streamed: rows/s and peak memory (RSS
             high-water mark, reset before each size; tracemalloc's peak of what Python and numpy allocate);
             target: flat as rows grow.
+  scan   `rephraser detect scan --method ngram` as wired (engine.LocalEngine over a JSONL file of --rows rows,
+         GSM-8K test): CPU rows/s of reading alone (JSON lines to texts), of the first pass (reading + the
+         n-gram stage), of the first pass as it was (reading + the per-row NgramIndex loop; results checked
+         equal) and of the whole command (both passes, overlap of the neighbours, outputs).
+  topk   the embedding stage's top k (embed.Nearest.search: float32 matmul for candidates, exact float64
+         rescoring of those within the error bound, total order) vs the plain torch matmul + topk it replaced,
+         on random unit vectors (dimension 384, 1 % of rows copies of a test item), for --queries test items:
+         rows/s of each and the ratio (the cost of scores that do not depend on the batch).
+  merge  a first pass (n-gram tally + top k) split into --shards shards as a Ray engine would: the shards'
+         results merged in shuffled orders equal the one-pass result; time per merge; pickled size of one
+         shard's result (what a worker ships back).
 Rows: GSM-8K train questions, the LMSYS rephrases (GSM-8K, HumanEval Python) and verbatim copies of the test
 items (GSM-8K test questions, HumanEval prompt + solution; 14 % of the rows), mixed (seeded shuffle) and
 cycled; every pass after the first perturbs each row (two adjacent words swapped, a word's case or punctuation
 changed) so rows do not repeat exactly. Data is read in place from the mirror. One core: the process pins
 itself (--cpu) and sets the thread variables before numpy loads. The load average is printed: on a shared
-machine CPU-time rates are the steadier figure. About 1 min of CPU for the speed part, 4 for the memory part.
+machine CPU-time rates are the steadier figure. ngram: about 1 min of CPU for the speed part, 4 for the memory
+part; scan about 30 s, topk about 20 s, merge about 5 s.
 """
 
 from __future__ import annotations
@@ -102,7 +115,7 @@ class Clock:
 
 def per_row_scan(tests: list[str]):
     """Today's matcher, as scan.first_pass runs it: NgramIndex.matches per row and n."""
-    from rephraser.detect.scan import MATCHES_KEPT
+    from rephraser.detect.ngrams import MATCHES_KEPT
     from rephraser.overlap import NgramIndex
 
     indexes = {10: NgramIndex(tests, 10), 13: NgramIndex(tests, 13)}
@@ -229,7 +242,150 @@ def ngram_stage(args) -> None:
     print(f"  load average at the end {os.getloadavg()[0]:.1f} (on {os.cpu_count()} cores)")
 
 
-STAGES = {"ngram": ngram_stage}
+def jsonl_rows(path: Path, base: list[str], rows: int, size: int) -> Path:
+    with open(path, "w", encoding="utf-8") as fh:
+        for _, texts in batches(base, rows, size):
+            fh.write("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    return path
+
+
+def scan_stage(args) -> None:
+    import tempfile
+
+    from rephraser.benchmarks import get_benchmark
+    from rephraser.detect.config import ScanConfig
+    from rephraser.detect.embed import text_chunks
+    from rephraser.detect.engine import LocalEngine
+    from rephraser.detect.scan import detect_scan
+    from rephraser.detect.stages import FirstPassStages, NgramStage
+    from rephraser.detect.training import TrainingSource
+
+    work = Path(tempfile.mkdtemp(prefix="detect-scale-"))
+    train = jsonl_rows(work / "train.jsonl", mixed(base_rows(Path(args.data_dir))), args.rows, args.batch)
+    tests = [i.text for i in get_benchmark("gsm8k", data_dir=args.data_dir).items()]
+    engine, clocks = LocalEngine(args.batch), {k: Clock() for k in ("read", "first", "before", "command")}
+    with clocks["read"]:
+        engine.check(TrainingSource(str(train)))
+    with clocks["first"]:
+        first = engine.run(TrainingSource(str(train)), FirstPassStages(NgramStage(tests)))
+    add, result = per_row_scan(tests)
+    with clocks["before"]:
+        for start, texts in text_chunks(TrainingSource(str(train)), args.batch):
+            add(start, texts)
+    counts, hits = result()
+    if any(first.ngrams.counts[n].tolist() != counts[n] or first.ngrams.first_rows(n) != hits[n] for n in (10, 13)):
+        raise SystemExit("the scan's first pass differs from the per-row matcher's")
+    cfg = ScanConfig(train=str(train), out=str(work / "out"), benchmark="gsm8k", method="ngram", data_dir=args.data_dir)
+    with clocks["command"]:
+        detect_scan(cfg, log=lambda *_: None)
+    print(f"scan --method ngram: {args.rows} JSONL rows vs GSM-8K test (1319 items), one core (cpu {args.cpu}), "
+          f"batches of {args.batch}; load average {os.getloadavg()[0]:.1f}; first-pass results equal")  # fmt: skip
+    labels = {"read": "reading alone", "first": "first pass (hashed)", "before": "first pass before (per-row)",
+              "command": "the whole command"}  # fmt: skip
+    for key, label in labels.items():
+        clock = clocks[key]
+        print(f"  {label:28s} {args.rows / clock.cpu:10,.0f} rows/s CPU {args.rows / clock.wall:10,.0f} rows/s wall")
+    print(f"  first pass before / now: {clocks['before'].cpu / clocks['first'].cpu:.1f}x by CPU time; reading is "
+          f"{clocks['read'].cpu / clocks['first'].cpu:.0%} of the first pass now")  # fmt: skip
+
+
+def unit_rows(rng, count: int, dimension: int = 384):
+    import numpy as np
+
+    rows = rng.standard_normal((count, dimension), dtype=np.float32)
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def torch_topk(queries, chunk, start: int, k: int):
+    """The top k as the scan computed it before: one float32 matmul, torch.topk (ties in any order)."""
+    import torch
+
+    scores = torch.from_numpy(queries) @ torch.from_numpy(chunk).T
+    values, order = scores.topk(min(k, scores.shape[1]), dim=1)
+    return values, order + start
+
+
+def topk_stage(args) -> None:
+    import numpy as np
+
+    from rephraser.detect.embed import Nearest
+
+    rng = np.random.default_rng(0)
+    print(f"top k (k={args.k}) over batches of {args.batch} random unit rows (dimension 384, 1 % copies of test "
+          f"items), one core (cpu {args.cpu}); load average {os.getloadavg()[0]:.1f}")  # fmt: skip
+    for count in args.queries:
+        queries = unit_rows(rng, count)
+        chunks = []
+        for _ in range(max(1, args.topk_rows // args.batch)):
+            chunk = unit_rows(rng, args.batch)
+            copies = rng.choice(args.batch, args.batch // 100, replace=False)
+            chunk[copies] = queries[rng.choice(count, len(copies))]
+            chunks.append(chunk)
+        torch_topk(queries, chunks[0], 0, args.k)  # warm: torch's first calls initialise its kernels
+        Nearest.search(queries, chunks[0], np.arange(args.batch), args.k)
+        old, new = Clock(), Clock()
+        same = 0
+        for b, chunk in enumerate(chunks):  # in turn, each first every other batch (the first pays for memory)
+            for which in (0, 1) if b % 2 else (1, 0):
+                if which == 0:
+                    with old:
+                        _, old_rows = torch_topk(queries, chunk, b * args.batch, args.k)
+                else:
+                    with new:
+                        found = Nearest.search(queries, chunk, np.arange(b * args.batch, (b + 1) * args.batch), args.k)
+            same += int((np.sort(old_rows.numpy(), 1) == np.sort(found.rows, 1)).all(1).sum())
+        rows = len(chunks) * args.batch
+        print(f"  {count:6d} test items, {rows} rows: torch topk {rows / old.cpu:9,.0f} rows/s CPU, exact "
+              f"{rows / new.cpu:9,.0f} rows/s CPU, ratio {new.cpu / old.cpu:.2f}x the time; same rows for "
+              f"{same / (count * len(chunks)):.1%} of (item, batch) top-k sets (the rest: ties ordered)")  # fmt: skip
+
+
+def merge_stage(args) -> None:
+    import pickle
+
+    import numpy as np
+
+    from rephraser.benchmarks import get_benchmark
+    from rephraser.detect.embed import Nearest
+    from rephraser.detect.stages import Batch, FirstPass, NgramStage
+
+    tests = [i.text for i in get_benchmark("gsm8k", data_dir=args.data_dir).items()]
+    stage, rng = NgramStage(tests), np.random.default_rng(0)
+    queries = unit_rows(rng, len(tests))
+    parts, whole = [], None
+    shard_rows = max(1, args.rows // args.shards)
+    for start, texts in batches(mixed(base_rows(Path(args.data_dir))), args.rows, shard_rows):
+        batch = Batch.at(start, texts)
+        vectors = unit_rows(rng, len(texts))
+        part = FirstPass(stage(batch), Nearest.search(queries, vectors, batch.rows, args.k))
+        parts.append(part)
+    shipped = len(pickle.dumps(parts[0]))
+    clock = Clock()
+    results = []
+    for attempt in range(3):
+        order = rng.permutation(len(parts))
+        with clock:
+            merged = parts[order[0]]
+            for k in order[1:]:
+                merged = merged.merge(parts[k]) if attempt % 2 else parts[k].merge(merged)
+        results.append(merged)
+    whole = results[0]
+    equal = all(
+        all(r.ngrams.counts[n].tolist() == whole.ngrams.counts[n].tolist() for n in (10, 13))
+        and all(r.ngrams.first_rows(n) == whole.ngrams.first_rows(n) for n in (10, 13))
+        and np.array_equal(r.nearest.rows, whole.nearest.rows)
+        and np.array_equal(r.nearest.scores, whole.nearest.scores)
+        for r in results
+    )
+    merges = 3 * (len(parts) - 1)
+    print(f"merge: {len(parts)} shards of {shard_rows} rows (GSM-8K test, n-gram tally + top-{args.k}), merged in "
+          f"3 shuffled orders: {'equal' if equal else 'DIFFERENT'}; {clock.cpu / merges * 1000:.2f} ms CPU a merge; "
+          f"one shard's pickled result {shipped / 2**20:.2f} MiB")  # fmt: skip
+    if not equal:
+        raise SystemExit("merged results depend on the order")
+
+
+STAGES = {"ngram": ngram_stage, "scan": scan_stage, "topk": topk_stage, "merge": merge_stage}
 
 
 def main() -> None:
@@ -242,6 +398,10 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[200_000, 500_000, 1_000_000, 2_000_000])
     parser.add_argument("--batch", type=int, default=4096, help="rows per batch (scan's chunk size)")
     parser.add_argument("--cpu", type=int, default=0, help="the one core to run on")
+    parser.add_argument("--queries", type=int, nargs="+", default=[1319, 14042], help="topk: test items")
+    parser.add_argument("--topk-rows", type=int, default=40960, help="topk: rows per test-set size")
+    parser.add_argument("--k", type=int, default=1, help="topk, merge: neighbours kept")
+    parser.add_argument("--shards", type=int, default=16, help="merge: shards")
     args = parser.parse_args()
     os.environ.setdefault("REPHRASER_DATA_DIR", args.data_dir)
     os.environ.setdefault("REPHRASER_LOG_LEVEL", "WARNING")

@@ -12,7 +12,6 @@ import pickle
 import random
 import subprocess
 import sys
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -175,13 +174,21 @@ def test_a_forced_hash_collision_is_caught_by_the_verification():
 
 
 def reference_first_pass(tests: list[str], rows: list[str], tmp_path) -> dict:
-    """What `rephraser detect scan` computes today (its first pass over a JSONL file, method ngram)."""
-    from rephraser.detect.scan import first_pass
+    """What `rephraser detect scan` computed before it used this stage: its first pass over a JSONL file,
+    overlap.NgramIndex.matches per row and n, counts and the first MATCHES_KEPT rows per test item."""
     from rephraser.detect.training import TrainingSource
 
     path = tmp_path / "train.jsonl"
     path.write_text("".join(json.dumps({"text": r}) + "\n" for r in rows))
-    return first_pass(SimpleNamespace(method="ngram", train=str(path)), tests, TrainingSource(str(path)))
+    indexes = {n: NgramIndex(tests, n) for n in NS}
+    found = {"counts": {n: [0] * len(tests) for n in NS}, "hits": {n: [[] for _ in tests] for n in NS}}
+    for row, text in TrainingSource(str(path)):
+        for n, index in indexes.items():
+            for t in index.matches(text):
+                found["counts"][n][t] += 1
+                if len(found["hits"][n][t]) < MATCHES_KEPT:
+                    found["hits"][n][t].append(row)
+    return found
 
 
 def shards(rng: random.Random, rows: list[str]) -> list[tuple[int, list[str]]]:

@@ -4,9 +4,14 @@
         --judge openai --model M --api-base URL --out DIR
     rephraser detect f1 --benchmark mmlu --subject sociology --method embedding --out DIR
 
-training.py (stream a training set: jsonl/jsonl.gz/parquet or a Hugging Face dataset), embed.py (sentence-
-transformers, cached embeddings, top-k by chunked matrix products), judge.py (the study's LLM judge: openai or
-vLLM, strict True/False), scan.py (per test item: neighbours, n-gram figures, verdicts; report), f1.py (the
-study's F1 protocol on the LMSYS files), config.py (ScanConfig, F1Config). N-gram overlap is rephraser.overlap,
-the measure `rephraser rephrase` uses.
+scan.py runs a scan: checks (outputs.py, reference.py, the source), then the stages (stages.py: a batch of row
+ids and texts in, a typed result that merges in any order out: the hashed n-gram tally of ngrams.py, the
+embedding top k of embed.py, every row for --method llm, the second pass's row texts) through an engine
+(engine.py: this process; a Ray engine runs the same stages), the judge (judge.py: openai or vLLM, strict
+True/False), the detectors (detectors.py: one small class each, and the plan a --method makes of them), and
+the report (scan_report.py). training.py streams a training set (jsonl / jsonl.gz / parquet / a Hugging Face
+dataset; fields.py: field names, dotted paths, chat turns); embed_cache.py caches vectors by model content and
+data content. f1.py is the study's F1 protocol on the LMSYS files; config.py holds ScanConfig and F1Config.
+N-gram overlap is rephraser.overlap's measure, the one `rephraser rephrase` uses; model/ holds the model-level
+detectors (does a model behave as if it saw the items).
 """

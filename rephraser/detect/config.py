@@ -41,7 +41,11 @@ class ScanConfig:
     out: str
     """output directory (results.json, report.md)"""
     train_field: str = "text"
-    """the training rows' text field"""
+    """where a row's text is: a field name; a dotted path into nested objects or parquet structs
+    (conversation.text; a number indexes a list: turns.0.content); or a field holding chat turns, e.g. messages
+    ([{role, content}] or ShareGPT [{from, value}]): the turns' texts joined by newlines, every role. A row with
+    no text there (null, a number, an object, a missing field) is a bad row (error, or counted under
+    --skip-bad-lines); an empty string is a row that matches nothing"""
     benchmark: str | None = None
     """the test set: gsm8k | mmlu | humaneval, or a benchmark folder"""
     task: str | None = None

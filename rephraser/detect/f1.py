@@ -5,12 +5,15 @@
 
 Positives: the first 100 (original, column) pairs, where the column is the test set itself ("test"), the
 English rephrase, the Chinese translation (MMLU), or the Python / C / JavaScript rephrases (HumanEval).
-Negatives: the first 100 pairs (i < j) among 15 originals drawn at random (seeded), as the study's scripts do;
-the same negatives serve every column. A detector says "same" when: ngram, the pair shares a run of 10 words
-(ngram13: 13); embedding, cosine >= threshold (the study's 0.5 for MMLU, 0.6 for HumanEval); llm, the judge
-answers True; pipeline, both embedding and llm. Empty rephrasings (filtered out by LMSYS) are reported apart:
-`f1` leaves them out of the positives; `f1_study` counts them as true positives, as the study's LLM script did.
-results.json rows: {method, column, threshold, tp, fp, fn, f1, empty, f1_study}.
+Negatives: the first 100 pairs (i < j) among 15 originals drawn at random (seeded), as the study's scripts do,
+except that two originals with the same words (duplicate questions) never make a pair (a further draw replaces
+the repeat; the draw is unchanged when there is none); the same negatives serve every column. A detector says
+"same" when: ngram, the pair shares a run of 10 words (ngram13: 13); embedding, cosine >= threshold (the study's
+0.5 for MMLU, 0.6 for HumanEval; the raw cosine, embed.pair_cosines, the very score `scan` gives the pair); llm,
+the judge answers True; pipeline, both embedding and llm. Empty rephrasings (filtered out by LMSYS) are reported
+apart: `f1` leaves them out of the positives (None, undefined, when none is left); `f1_study` counts them as true
+positives, as the study's LLM script did. The output directory is checked before any scoring.
+results.json rows: {method, column, threshold, tp, fp, fn, f1, empty, f1_study, undecided}.
 """
 
 from __future__ import annotations
@@ -19,10 +22,14 @@ import json
 import random
 from pathlib import Path
 
-from rephraser.atomic import atomic_write_text
+import numpy as np
+
+from rephraser.atomic import atomic_write_text, remove_dirs
 from rephraser.benchmarks import get_benchmark
 from rephraser.detect.config import F1Config
-from rephraser.overlap import OverlapMeter
+from rephraser.detect.outputs import prepare_outputs
+from rephraser.errors import ConfigError
+from rephraser.overlap import OverlapMeter, normalise
 
 SWEEP = [round(0.30 + 0.05 * k, 2) for k in range(14)]
 
@@ -34,16 +41,37 @@ def column_texts(cfg: F1Config, bench, subject: str | None) -> tuple[list[str], 
     return originals, {c: columns[c] for c in wanted}
 
 
-def negatives(originals: list[str], seed: int, n: int = 100) -> list[tuple[int, int]]:
-    picked = random.Random(seed).sample(range(len(originals)), 15)
-    pairs = [(picked[i], picked[j]) for i in range(len(picked)) for j in range(i + 1, len(picked))]
+def negatives(originals: list[str], seed: int, n: int = 100, drawn: int = 15) -> list[tuple[int, int]]:
+    """The first n pairs (i < j in draw order) among `drawn` originals drawn at random (seeded). Two originals
+    with the same words (a benchmark's duplicate questions) are no negative pair: a drawn original whose text
+    repeats one drawn before is replaced by a further draw, so every pair is of distinct texts (the draw is
+    unchanged when it holds no repeat)."""
+    rng = random.Random(seed)
+    picked = rng.sample(range(len(originals)), min(drawn, len(originals)))
+    chosen, seen = [], set()
+    rest = sorted(set(range(len(originals))) - set(picked))
+    while picked or (len(chosen) < drawn and rest):
+        i = picked.pop(0) if picked else rest.pop(rng.randrange(len(rest)))
+        if normalise(originals[i]) not in seen:
+            seen.add(normalise(originals[i]))
+            chosen.append(i)
+    if len(chosen) < drawn:
+        raise ConfigError(f"f1: the negatives need {drawn} distinct originals; this set has {len(chosen)}")
+    pairs = [(chosen[i], chosen[j]) for i in range(len(chosen)) for j in range(i + 1, len(chosen))]
     return pairs[:n]
 
 
-def f1(tp: int, fp: int, fn: int) -> float:
+def f1(tp: int, fp: int, fn: int) -> float | None:
+    """F1 of the detector; None (undefined) when there was no positive pair to find (every rephrasing empty)."""
+    if tp + fn == 0:
+        return None
     precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
+    recall = tp / (tp + fn)
     return round(2 * precision * recall / (precision + recall), 4) if precision + recall else 0.0
+
+
+def shown(value: float | None, width: int, places: int) -> str:
+    return f"{'n/a':>{width}s}" if value is None else f"{value:>{width}.{places}f}"
 
 
 class PairScorer:
@@ -65,9 +93,14 @@ class PairScorer:
     def score(self, pairs: list[tuple[str, str]]) -> dict[str, list]:
         out = {"shared_words": [OverlapMeter(a).measure(b).words for a, b in pairs]}
         if self.embedder is not None:
+            from rephraser.detect.embed import pair_cosines
+
             texts = sorted({t for pair in pairs for t in pair})
             vectors = dict(zip(texts, self.embedder.encode(texts)))
-            out["cosine"] = [float(vectors[a] @ vectors[b]) for a, b in pairs]
+            dimension = self.embedder.dimension
+            a = np.array([vectors[a] for a, _ in pairs], np.float32).reshape(-1, dimension)
+            b = np.array([vectors[b] for _, b in pairs], np.float32).reshape(-1, dimension)
+            out["cosine"] = pair_cosines(a, b).tolist()  # the scan's own pair score: the two agree on a pair
         if self.judge is not None:
             out["judge"] = self.judge.judge_pairs(pairs)
         return out
@@ -116,6 +149,20 @@ def rows_for(
 
 
 def detect_f1(cfg: F1Config, log=print) -> list[dict]:
+    created = prepare_outputs(Path(cfg.out), ("results.json", "report.md"), [])
+    try:
+        results = f1_rows(cfg)
+    except BaseException:
+        remove_dirs(created)
+        raise
+    log(table(cfg, [r for r in results if r["threshold"] in (None, cfg.threshold)]))
+    if cfg.sweep:
+        log(sweep_table([r for r in results if r["method"] in ("embedding", "pipeline")]))
+    return results
+
+
+def f1_rows(cfg: F1Config) -> list[dict]:
+    """Every (subject, column, method, threshold) row, written to results.json and report.md."""
     bench = get_benchmark(cfg.benchmark, data_dir=cfg.data_dir)
     scorer = PairScorer(cfg, bench)
     subjects = [cfg.subject] if cfg.subject else list(bench.f1_subsets)
@@ -133,9 +180,6 @@ def detect_f1(cfg: F1Config, log=print) -> list[dict]:
     out = Path(cfg.out)
     atomic_write_text(out / "results.json", json.dumps(results, indent=2) + "\n")
     atomic_write_text(out / "report.md", report(cfg, results))
-    log(table(cfg, [r for r in results if r["threshold"] in (None, cfg.threshold)]))
-    if cfg.sweep:
-        log(sweep_table([r for r in results if r["method"] in ("embedding", "pipeline")]))
     return results
 
 
@@ -151,7 +195,8 @@ def table(cfg: F1Config, rows: list[dict]) -> str:
         for method in cfg.method:
             cells = {r["column"]: r for r in rows if r["method"] == method and r.get("subject") == subject}
             lines.append(
-                f"{method:12s}" + "".join(f"{cells[c]['f1']:>8.3f} /{cells[c]['f1_study']:6.3f}" for c in columns)
+                f"{method:12s}"
+                + "".join(f"{shown(cells[c]['f1'], 8, 3)} /{shown(cells[c]['f1_study'], 6, 3)}" for c in columns)
             )
     return "\n".join(lines)
 
@@ -163,7 +208,8 @@ def sweep_table(rows: list[dict]) -> str:
             (r for r in rows if (r["method"], r.get("subject") or "", r["column"]) == key), key=lambda r: r["threshold"]
         )
         lines.append(
-            f"  {' '.join(k for k in key if k):36s} " + " ".join(f"{r['threshold']:.2f}:{r['f1']:.2f}" for r in cells)
+            f"  {' '.join(k for k in key if k):36s} "
+            + " ".join(f"{r['threshold']:.2f}:{shown(r['f1'], 0, 2)}" for r in cells)
         )
     return "\n".join(lines)
 
