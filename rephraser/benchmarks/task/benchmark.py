@@ -33,8 +33,12 @@ def _json_safe(doc: dict) -> dict:
 
 
 class TaskBenchmark(Benchmark):
-    kind = "text"
+    kind = "text"  # the generic rephrase prompt
     title = "lm-eval task"
+
+    @property
+    def judge_kind(self) -> str:
+        return "knowledge"  # the study's "are these the same question?" instruction suits any task's questions
 
     def __init__(self, task: str, field: str | None = None, include_path: str | None = None, judge=None, **settings):
         super().__init__(**settings)
