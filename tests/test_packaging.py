@@ -65,7 +65,8 @@ def test_sdist_builds_a_wheel_that_makes_lm_eval_find_the_tasks(tmp_path):
         "rephraser-lm-eval.pth",
         "LICENSE",
         "rephraser/configs/accelerate/fsdp2_1node_8gpu.yaml",
-        "rephraser/tasks/gsm8k/_gsm8k_template",
+        "rephraser/benchmarks/gsm8k/_gsm8k_template",
+        "rephraser/benchmarks/mmlu/original_mmlu_abstract_algebra.yaml",
         "rephraser/py.typed",
     ):
         assert any(n.endswith(wanted) for n in names), wanted
