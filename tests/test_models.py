@@ -500,6 +500,20 @@ def test_rephraser_hf_runs_settings_outside_its_greedy_loop_as_lm_eval_hf(tiny_l
     assert make_lm("hf", tiny_llama).generate_until(requests, disable_tqdm=True) == reference
 
 
+def test_rephraser_hf_greedy_loop_autocasts_as_hflm(tiny_llama):
+    """mixed_precision_dtype: HFLM generates under autocast; the greedy loop must too (bf16 changes some tokens)."""
+    from lm_eval.models.huggingface import HFLM
+
+    from rephraser.models.hf import RephraserHFLM
+
+    args = dict(pretrained=str(tiny_llama), dtype="float32", device="cpu", batch_size=1, max_length=MAX_LEN)
+    requests = [instance(p, {"until": [NEVER], "max_gen_toks": 48}, idx=i) for i, p in enumerate(PROMPTS)]
+    reference = HFLM(**args, mixed_precision_dtype="bfloat16").generate_until(requests, disable_tqdm=True)
+    assert reference != make_lm("lm_eval_hf", tiny_llama, batch_size=1).generate_until(requests, disable_tqdm=True)
+    ours = RephraserHFLM(**args, mixed_precision_dtype="bfloat16").generate_until(requests, disable_tqdm=True)
+    assert ours == reference
+
+
 @pytest.mark.vllm
 def test_rephraser_vllm_applies_repetition_penalty_as_lm_eval_hf(tiny_llama):
     plain, requests = plain_and_with({"repetition_penalty": 1.3})
