@@ -81,8 +81,14 @@ HF_SAMPLING_DEFAULTS = {"top_k": 50, "top_p": 1.0}
 # generation_config.json's max_new_tokens overrides lm-eval's max_gen_toks in HF generate; rephraser-vllm keeps
 # max_gen_toks, as lm-eval's vllm backend does, and says so once (RephraserVLLM.__init__).
 CONFIG_LENGTH = {"max_new_tokens"}
-# SamplingParams fields our contract sets itself, accepted from a request only at the value given here.
-VLLM_CONTRACT = {"n": 1, "stop": None, "include_stop_str_in_output": False, "detokenize": True, "ignore_eos": False}
+# SamplingParams fields the backend's contract fixes, accepted from a request only at that value: (value, why).
+VLLM_CONTRACT = {
+    "n": (1, "one continuation per request is scored (lm-eval's `repeats` asks for more)"),
+    "stop": (None, "give stop strings as `until`"),
+    "include_stop_str_in_output": (False, "the continuation is cut before its stop, as in lm-eval's hf"),
+    "detokenize": (True, "stop strings are found in the text"),
+    "ignore_eos": (False, "every EOS id ends generation, as in rephraser-hf"),
+}
 
 
 @dataclass
@@ -160,11 +166,9 @@ def vllm_sampling_kwargs(kwargs: dict, generation_config, fields: set[str]) -> d
     for key, value in merged.items():
         source = "generation_config.json " if key in config and key not in request else ""
         if key in VLLM_CONTRACT:
-            if value != VLLM_CONTRACT[key]:
-                raise ConfigError(
-                    f"rephraser-vllm: {key}={value!r} is not supported: the backend sets {key} itself "
-                    f"({VLLM_CONTRACT[key]!r}); give stop strings as `until`"
-                )
+            fixed, why = VLLM_CONTRACT[key]
+            if value != fixed:
+                raise ConfigError(f"rephraser-vllm: {key}={value!r} is not supported ({key}={fixed!r}: {why})")
         elif key in fields and not key.startswith("_"):
             if value is not None:
                 out[key] = value

@@ -194,7 +194,7 @@ class RephraserVLLM(TemplateLM):
                 "skip_special_tokens": True,
                 **kwargs,
                 "max_tokens": settings.max_gen_toks,
-                "stop": settings.until or None,
+                "stop": [s for s in settings.until if s] or None,  # an EOS that decodes to "" would match at once
                 "stop_token_ids": sorted(ends | set(kwargs.get("stop_token_ids") or [])),
             }
         )
