@@ -8,8 +8,18 @@ Greedy-until: contexts are tokenized as the model expects (BOS from the tokenize
 template already wrote it), left-truncated to fit max_model_len - max_gen_toks, and every request goes to one
 `LLM.generate` call (vLLM schedules and batches them continuously; outputs come back in request order); vLLM
 stops on every EOS id of the generation config, on stop strings that are special tokens (as token ids: they
-never appear in the decoded text) and on every other stop string, and the continuation is cut before the
-earliest stop. Log-likelihood (MMLU) comes from prompt logprobs. Chat templates (`--apply_chat_template`,
+never appear in the decoded text) and on every other stop string; the generated ids are decoded by the
+tokenizer as in rephraser-hf and the continuation is cut before the earliest stop.
+
+Generation settings are read as lm-eval's hf backend reads them (settings.py) and mapped to SamplingParams:
+every SamplingParams field passes through; HF names are mapped (max_new_tokens -> max_tokens, do_sample=False
+-> temperature 0, until -> stop); the model's generation_config.json acts as in HF generate (its
+repetition_penalty also when greedy; top_k/top_p when sampling, with transformers' top_k=50 default); an HF
+setting vLLM lacks (num_beams=2, no_repeat_ngram_size) is refused with a ConfigError, never dropped. A sampled
+request gets its own seed, from (the request's seed or the engine's, its index in the call): repeats of one
+prompt are independent, and the texts are the same for one engine or several.
+
+Log-likelihood (MMLU) comes from prompt logprobs. Chat templates (`--apply_chat_template`,
 `--fewshot_as_multiturn`, `--system_instruction`) are the tokenizer's. Tensor parallelism is vLLM's; data
 parallelism is one engine per group of `tensor_parallel_size` GPUs, each in its own process with its share of
 the requests (vLLM's offline engine takes no data_parallel_size for dense models; lm-eval's own vllm backend
@@ -23,7 +33,19 @@ from lm_eval.api.model import TemplateLM
 from lm_eval.models.utils import has_bos_prefix
 
 from rephraser.errors import ConfigError
-from rephraser.models.stops import cut_at_stops, stop_token_ids
+from rephraser.log import get_logger
+from rephraser.models.settings import (
+    check_room,
+    generation_config_fields,
+    request_seed,
+    request_settings,
+    vllm_sampling_kwargs,
+)
+from rephraser.models.stops import cut_at_stop_ids, cut_at_stops, stop_token_ids
+from rephraser.models.vllm_dp import run_data_parallel
+from rephraser.models.vllm_outputs import lora_request, plain_results
+
+log = get_logger("rephraser.models.vllm")
 
 
 class RephraserVLLM(TemplateLM):
@@ -81,7 +103,17 @@ class RephraserVLLM(TemplateLM):
             self.llm = LLM(**self.engine_args)
             self.tokenizer = self.llm.get_tokenizer()
             self.max_length = self.llm.llm_engine.model_config.max_model_len
+        self.seed = int(seed)
         self.generation_config = _generation_config(pretrained, revision)
+        config_max_new = generation_config_fields(self.generation_config).get("max_new_tokens")
+        if config_max_new is not None:
+            log.warning(
+                "rephraser-vllm: %s's generation_config.json sets max_new_tokens=%s; it is not used here "
+                "(max_gen_toks is, as in lm-eval's vllm backend), while HF generate (lm-eval's hf) lets it "
+                "override max_gen_toks",
+                pretrained,
+                config_max_new,
+            )
 
     # ------------------------------------------------------------------ TemplateLM plumbing
     @property
@@ -116,35 +148,56 @@ class RephraserVLLM(TemplateLM):
 
     # ------------------------------------------------------------------ generation
     def generate_until(self, requests: list[Instance], disable_tqdm: bool = False) -> list[str]:
-        from vllm import SamplingParams, TokensPrompt
-
-        prompts, params, stops = [], [], []
-        for request in requests:
-            context, gen_kwargs = request.args
-            kwargs = dict(gen_kwargs)
-            until = kwargs.pop("until", None) or []
-            until = [until] if isinstance(until, str) else list(until)
-            max_gen_toks = int(kwargs.pop("max_gen_toks", self.max_gen_toks))
-            temperature = 0.0 if not kwargs.pop("do_sample", False) else float(kwargs.pop("temperature", 1.0))
-            kwargs.pop("temperature", None)
-            ids = self.tok_encode(context)[-(self.max_length - max_gen_toks) :]  # left truncation
-            prompts.append(TokensPrompt(prompt_token_ids=ids))
-            params.append(
-                SamplingParams(
-                    temperature=temperature,
-                    max_tokens=max_gen_toks,
-                    stop=until or None,
-                    stop_token_ids=sorted(stop_token_ids(self.tokenizer, until, self.generation_config)),
-                    skip_special_tokens=True,
-                    **{k: v for k, v in kwargs.items() if k in ("top_p", "top_k", "seed")},
-                )
-            )
-            stops.append(until)
-        texts = self._run("generate", prompts, params, None, disable_tqdm)
-        results = [cut_at_stops(text, until) for text, until in zip(texts, stops)]
+        prompts, params, stops = self._generation_inputs(requests)
+        rows = self._run("generate", prompts, params, None, disable_tqdm)
+        results = [self._text(ids, param, until) for ids, param, until in zip(rows, params, stops)]
         for request, text in zip(requests, results):
             self.cache_hook.add_partial("generate_until", request.args, text)
         return results
+
+    def _text(self, ids: list[int], param, until: list[str]) -> str:
+        """The continuation as rephraser-hf makes it from the same ids: the tokens before the first end id, decoded
+        by the tokenizer (vLLM's incremental detokenizer holds back an incomplete UTF-8 character at the end, which
+        HF's decode shows as U+FFFD), cut before the earliest stop string."""
+        ids = cut_at_stop_ids(ids, set(param.stop_token_ids or []))
+        return cut_at_stops(self.tokenizer.decode(ids, skip_special_tokens=param.skip_special_tokens), until)
+
+    def _generation_inputs(self, requests: list[Instance]) -> tuple[list, list, list[list[str]]]:
+        """(prompts, SamplingParams, stop strings) per request, in request order: what every engine or rank gets."""
+        from vllm import TokensPrompt
+
+        eos_text = self.tokenizer.decode([self.eot_token_id], skip_special_tokens=False)
+        prompts, params, stops = [], [], []
+        for index, request in enumerate(requests):
+            context, gen_kwargs = request.args
+            settings = request_settings(gen_kwargs, self.max_gen_toks, eos_text)
+            check_room(settings.max_gen_toks, self.max_length)
+            ids = self.tok_encode(context)[-(self.max_length - settings.max_gen_toks) :]  # left truncation
+            prompts.append(TokensPrompt(prompt_token_ids=ids))
+            params.append(self._sampling_params(settings, index))
+            stops.append(settings.until)
+        return prompts, params, stops
+
+    def _sampling_params(self, settings, index: int):
+        import inspect
+
+        from vllm import SamplingParams
+
+        kwargs = vllm_sampling_kwargs(
+            settings.kwargs, self.generation_config, set(inspect.signature(SamplingParams).parameters)
+        )
+        if kwargs["temperature"] > 0:  # its own seed: independent of the other requests, the rank, the batch
+            kwargs["seed"] = request_seed(kwargs.get("seed", self.seed), index)
+        ends = stop_token_ids(self.tokenizer, settings.until, self.generation_config)
+        return SamplingParams(
+            **{
+                "skip_special_tokens": True,
+                **kwargs,
+                "max_tokens": settings.max_gen_toks,
+                "stop": [s for s in settings.until if s] or None,  # an EOS that decodes to "" would match at once
+                "stop_token_ids": sorted(ends | set(kwargs.get("stop_token_ids") or [])),
+            }
+        )
 
     # ------------------------------------------------------------------ log-likelihood
     def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False) -> list[tuple[float, bool]]:
@@ -173,11 +226,9 @@ class RephraserVLLM(TemplateLM):
                 prompts,
                 sampling_params=params,
                 use_tqdm=not disable_tqdm,
-                lora_request=_lora_request(self.lora_local_path),
+                lora_request=lora_request(self.lora_local_path),
             )
-            return _results(kind, outputs, spans)
-        from rephraser.models.vllm_dp import run_data_parallel
-
+            return plain_results(kind, outputs, spans)
         return run_data_parallel(
             self.engine_args,
             self.data_parallel_size,
@@ -188,30 +239,6 @@ class RephraserVLLM(TemplateLM):
             spans,
             self.lora_local_path,
         )
-
-
-def _results(kind: str, outputs, spans: list | None) -> list:
-    """Plain results (picklable, the same for one engine or several): texts, or (log-likelihood, is_greedy)."""
-    if kind == "generate":
-        return [out.outputs[0].text for out in outputs]
-    results = []
-    for out, (start, ids) in zip(outputs, spans):
-        total, greedy = 0.0, True
-        for position in range(start, len(ids)):
-            logprobs = out.prompt_logprobs[position]
-            total += logprobs[ids[position]].logprob
-            best = max(logprobs.items(), key=lambda item: item[1].logprob)[0]
-            greedy = greedy and best == ids[position]
-        results.append((total, greedy))
-    return results
-
-
-def _lora_request(path: str | None):
-    if path is None:
-        return None
-    from vllm.lora.request import LoRARequest
-
-    return LoRARequest("finetuned", 1, path)
 
 
 def check_data_parallel(data_parallel_size: int, tensor_parallel_size: int) -> None:

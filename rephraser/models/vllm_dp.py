@@ -6,7 +6,9 @@ Rank r sees GPUs [r*tp, (r+1)*tp) of the visible ones (CUDA_VISIBLE_DEVICES set 
 that process), takes every data_parallel_size-th request starting at r, and sends back plain results
 (texts, or (log-likelihood, is_greedy) pairs); they are put back in request order. Processes are spawned
 (CUDA cannot be forked) and each is given vLLM's whole engine arguments, so a rank is the same engine as
-the single-engine path, on fewer requests. No VLLM_DP_* variables are passed: those coordinate one MoE
+the single-engine path, on fewer requests. Every rank has the engine's seed; a sampled request carries its own
+(RephraserVLLM sets it from the request's index), so repeats on different ranks are independent and the texts
+are those of one engine. No VLLM_DP_* variables are passed: those coordinate one MoE
 engine across ranks, which independent dense replicas must not do.
 """
 
@@ -14,6 +16,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+
+from rephraser.models.vllm_outputs import lora_request, plain_results
 
 
 def _visible_gpus() -> list[str]:
@@ -32,17 +36,21 @@ def _worker(
             del os.environ[key]
         from vllm import LLM
 
-        from rephraser.models.vllm import _lora_request, _results
-
         llm = LLM(**engine_args)
         outputs = llm.generate(
-            prompts, sampling_params=params, use_tqdm=rank == 0, lora_request=_lora_request(lora_path)
+            prompts, sampling_params=params, use_tqdm=rank == 0, lora_request=lora_request(lora_path)
         )
-        conn.send(("ok", _results(kind, outputs, spans)))
+        conn.send(("ok", plain_results(kind, outputs, spans)))
     except BaseException as e:  # reported to the parent, which raises it with the rank
         conn.send(("error", f"{type(e).__name__}: {e}"))
     finally:
         conn.close()
+
+
+def rank_share(rank: int, n_requests: int, data_parallel_size: int) -> list[int]:
+    """The requests rank r runs: every data_parallel_size-th one from r (neighbours in length go to different
+    ranks, and so do the repeats of one prompt, which lm-eval lists one after another)."""
+    return list(range(rank, n_requests, data_parallel_size))
 
 
 def run_data_parallel(
@@ -59,7 +67,7 @@ def run_data_parallel(
     context = multiprocessing.get_context("spawn")
     workers = []
     for rank in range(data_parallel_size):
-        share = list(range(rank, len(prompts), data_parallel_size))
+        share = rank_share(rank, len(prompts), data_parallel_size)
         parent, child = context.Pipe(duplex=False)
         process = context.Process(
             target=_worker,

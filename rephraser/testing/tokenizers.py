@@ -1,6 +1,7 @@
 """Tiny tokenizers built offline, for tests and benchmarks (no hub).
 
     bpe = build_bpe_tokenizer(texts, "dir/bpe")               # byte-level BPE (fast), adds BOS, no UNK
+    gpt2 = build_gpt2_style_tokenizer(texts, "dir/gpt2")      # GPT-2's convention: unk = bos = eos, no BOS added
     slow, fast = build_llama_spm_tokenizers(texts, "dir/spm")  # Llama-2-style sentencepiece: slow + fast
     big = build_wordlevel_tokenizer(70_000)                    # vocabulary past uint16
 
@@ -35,6 +36,29 @@ def build_bpe_tokenizer(texts, out_dir: str | Path, vocab_size: int = 2000):
         single="<s> $A", pair="<s> $A $B", special_tokens=[("<s>", tok.token_to_id("<s>"))]
     )
     wrapped = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
+    wrapped.save_pretrained(out_dir)
+    return AutoTokenizer.from_pretrained(out_dir)
+
+
+def build_gpt2_style_tokenizer(texts, out_dir: str | Path, vocab_size: int = 2000):
+    """Byte-level BPE with GPT-2's (and Pythia's, SmolLM2 base's, StarCoder's) convention: one special token,
+    "<|endoftext|>", that is at once unk, bos and eos; no BOS is added and there is no pad token. An ordinary
+    string then maps to the EOS id under convert_tokens_to_ids (it is unknown as one token)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=["<|endoftext|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer)
+    end = "<|endoftext|>"
+    wrapped = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=end, eos_token=end, unk_token=end)
     wrapped.save_pretrained(out_dir)
     return AutoTokenizer.from_pretrained(out_dir)
 
