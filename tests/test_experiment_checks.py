@@ -312,3 +312,50 @@ def test_the_embedding_flags_use_the_benchmarks_threshold(tmp_path):
     nearest = (items @ training.T).max(axis=1)  # independent: cosine of normalised vectors, nearest training text
     assert row["embedding_threshold"] == 0.6
     assert row["embedding_contaminated"] == int((nearest >= 0.6).sum()) < int((nearest >= 0.5).sum())
+
+
+# ---------------------------------------------------------------- detectability beside the score gain
+
+
+def _effect(metric: str, value: float) -> dict:
+    return {"condition": "rephrased", "benchmark": "gsm8k", "variant": "original", "metric": metric,
+            "effect": value, "ci_low": value - 0.1, "ci_high": value + 0.1}  # fmt: skip
+
+
+def test_the_gain_beside_detectability_is_the_benchmarks_main_metric_not_the_first_by_name(tmp_path):
+    """'exact_match (flexible-extract)' sorts before '(strict-match)': the gain must be read on the main metric,
+    the one the ConStat table uses."""
+    from rephraser.benchmarks import benchmark_class
+    from rephraser.experiment.report import detectability_lines, detectability_table
+
+    main = {"gsm8k": benchmark_class("gsm8k").main_metric()}
+    assert main["gsm8k"] == "exact_match (strict-match)"
+    effects = [_effect("exact_match (flexible-extract)", 0.25), _effect("exact_match (strict-match)", 0.75)]
+    rows = [{"model": m, "benchmark": "gsm8k", "detector": "loss", "auroc": 0.7, "ci_low": 0.6, "ci_high": 0.8}
+            for m in ("rephrased", "base")]  # fmt: skip
+    table = "\n".join(detectability_table(effects, rows, main))
+    assert "+0.75 [+0.65, +0.85] (exact_match (strict-match))" in table and "+0.25" not in table
+    assert "+0.75 on the original items (exact_match (strict-match))" in detectability_lines(effects, rows, main)
+
+
+def test_paired_below_chance_is_shown_reversed_beside_it(tmp_path):
+    """A model trained on the rephrases prefers the twin: paired (original - twin) ranks its contaminated items
+    lowest. The report shows the measured AUROC and, labelled, the same scores ranked the other way."""
+    from rephraser.experiment.detection import read_detectability
+    from rephraser.experiment.report import detectability_table
+
+    metrics = {"auroc": 0.1, "ci_low": 0.0, "ci_high": 0.25, "tpr_at_1fpr": 0.0, "tpr_at_5fpr": 0.0,
+               "n_contaminated": 8, "n_clean": 8}  # fmt: skip
+    for model in ("rephrased", "base"):
+        folder = tmp_path / "detect" / model / "gsm8k"
+        folder.mkdir(parents=True)
+        m = metrics if model == "rephrased" else {**metrics, "auroc": 0.5, "ci_low": 0.3, "ci_high": 0.7}
+        (folder / "results.json").write_text(json.dumps({"metrics": {"paired": m, "loss": m}}))
+    rows = read_detectability(tmp_path, ["rephrased", "base"], ["gsm8k"])
+    paired = next(r for r in rows if r["model"] == "rephrased" and r["detector"] == "paired")
+    assert paired["auroc"] == 0.1 and paired["reversed"] == pytest.approx({"auroc": 0.9, "ci_low": 0.75, "ci_high": 1})
+    assert not any("reversed" in r for r in rows if r["detector"] == "loss")
+    table = detectability_table(
+        [_effect("exact_match (strict-match)", 0.5)], rows, {"gsm8k": "exact_match (strict-match)"}
+    )
+    assert "| paired | 0.10 [0.00, 0.25]; reversed 0.90 [0.75, 1.00] |" in "\n".join(table)

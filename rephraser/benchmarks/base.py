@@ -45,6 +45,17 @@ class Benchmark:
     kind: ClassVar[str] = "text"  # math | knowledge | code | text: rephrase prompts and the detect judge's instruction
     embedding_threshold: ClassVar[float] = 0.5  # the study's cosine threshold for its embedding detector
     metrics: ClassVar[tuple[tuple[str, str], ...]] = ()  # (metric, filter) pairs the experiment reads from lm-eval
+
+    @classmethod
+    def metric_label(cls, metric: str, filter_name: str) -> str:
+        """How results.json names a metric: `exact_match (strict-match)`, or `acc` for lm-eval's filter "none"."""
+        return metric if filter_name == "none" else f"{metric} ({filter_name})"
+
+    @classmethod
+    def main_metric(cls) -> str:
+        """The metric the score gain beside detectability and the ConStat test are read on: the first one."""
+        return cls.metric_label(*cls.metrics[0])
+
     variants: ClassVar[tuple[str, ...]] = ("original", "rephrased")  # what its lm-eval tasks evaluate
     train_kinds: ClassVar[tuple[str, ...]] = ("original", "rephrased")  # what an experiment can train on
     languages: ClassVar[tuple[str, ...]] = ()  # translations an experiment can train on (train_on: translated)

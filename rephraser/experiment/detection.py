@@ -73,6 +73,14 @@ def detect_step(steps, out: Path, cfg, name: str, model_path: str, base_path: st
               rerun_on_change=True)  # fmt: skip
 
 
+def reversed_auroc(m: dict) -> dict:
+    """`paired` (original minus rephrased twin) is oriented for verbatim contamination. A model trained on the
+    rephrases prefers the twin, so its contaminated items score LOW: an AUROC below 0.5 is separation the other way.
+    The same scores ranked the other way give 1 - AUROC and the interval [1 - high, 1 - low] (percentiles mirror);
+    shown beside it, named as such, because a user who does not know which form leaked cannot pick the side."""
+    return {"auroc": 1 - m["auroc"], "ci_low": 1 - m["ci_high"], "ci_high": 1 - m["ci_low"]}
+
+
 def read_detectability(out: Path, models: list[str], benches: list[str]) -> list[dict]:
     rows = []
     for model in models:
@@ -83,6 +91,8 @@ def read_detectability(out: Path, models: list[str], benches: list[str]) -> list
                 rows.append({"model": model, "benchmark": bench, "detector": detector, **{
                     k: m.get(k) for k in ("auroc", "ci_low", "ci_high", "tpr_at_1fpr", "tpr_at_5fpr",
                                           "n_contaminated", "n_clean", "note")}})  # fmt: skip
+                if detector == "paired" and m.get("auroc") is not None:
+                    rows[-1]["reversed"] = reversed_auroc(m)
             if result.get("baseline"):
                 b = result["baseline"]
                 rows.append({"model": model, "benchmark": bench, "detector": "blind baseline",
@@ -97,9 +107,7 @@ def constat_tests(items: list[dict], conditions: list[str], benches: dict, cfg) 
 
     out = []
     for name, bench in benches.items():
-        metric = (
-            bench.metrics[0][0] if bench.metrics[0][1] == "none" else f"{bench.metrics[0][0]} ({bench.metrics[0][1]})"
-        )
+        metric = bench.main_metric()
         value = {(i["model"], i["variant"], i["id"]): i["value"] for i in items
                  if i["benchmark"] == name and i["metric"] == metric}  # fmt: skip
         ids = sorted({i for (m, v, i) in value if m == "base" and v == "original"})

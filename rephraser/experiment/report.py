@@ -182,24 +182,25 @@ def _parts_sentence(cfg, rows: list[dict]) -> str:
 def _auroc(row: dict | None) -> str:
     if row is None or row.get("auroc") is None:
         return "undefined" if row else "-"
-    return f"{row['auroc']:.2f} [{row['ci_low']:.2f}, {row['ci_high']:.2f}]"
+    text = f"{row['auroc']:.2f} [{row['ci_low']:.2f}, {row['ci_high']:.2f}]"
+    if row.get("reversed"):  # paired: the other side, labelled (see detection.reversed_auroc)
+        text += f"; reversed {_auroc(row['reversed'])}"
+    return text
 
 
-def _main_effects(effects: list[dict]) -> dict:
-    """Per (condition, benchmark): the effect on the ORIGINAL items, for the benchmark's first metric."""
-    main = {}
-    for e in effects:
-        if e["variant"] == "original":
-            main.setdefault((e["condition"], e["benchmark"]), e)
-    return main
+def _main_effects(effects: list[dict], main_metric: dict[str, str]) -> dict:
+    """Per (condition, benchmark): the effect on the ORIGINAL items, for the benchmark's main metric (the one the
+    ConStat table uses; picked by name, never by the order the effects happen to be in)."""
+    return {(e["condition"], e["benchmark"]): e for e in effects
+            if e["variant"] == "original" and e["metric"] == main_metric[e["benchmark"]]}  # fmt: skip
 
 
-def detectability_table(effects: list[dict], detectability: list[dict]) -> list[str]:
+def detectability_table(effects: list[dict], detectability: list[dict], main_metric: dict[str, str]) -> list[str]:
     by = {(r["model"], r["benchmark"], r["detector"]): r for r in detectability}
     header = ("| condition | benchmark | score gain on the original items | detector | AUROC, trained model "
               "[95 % CI] | AUROC, base model | TPR @ 5 % FPR (trained) |")  # fmt: skip
     lines = ["", header, "|---|---|---|---|---|---|---|"]
-    for (condition, benchmark), e in _main_effects(effects).items():
+    for (condition, benchmark), e in _main_effects(effects, main_metric).items():
         gain = f"{e['effect']:+.2f} [{e['ci_low']:+.2f}, {e['ci_high']:+.2f}] ({e['metric']})"
         for detector in dict.fromkeys(r["detector"] for r in detectability if r["model"] == condition):
             trained, base = by.get((condition, benchmark, detector)), by.get(("base", benchmark, detector))
@@ -210,11 +211,11 @@ def detectability_table(effects: list[dict], detectability: list[dict]) -> list[
     return lines
 
 
-def detectability_lines(effects: list[dict], detectability: list[dict]) -> str:
+def detectability_lines(effects: list[dict], detectability: list[dict], main_metric: dict[str, str]) -> str:
     """For the console: per condition, the gain and each detector's AUROC beside the base model's."""
     by = {(r["model"], r["benchmark"], r["detector"]): r for r in detectability}
     lines = ["detectability (AUROC contaminated vs clean, 95 % CI; the base model is the control):"]
-    for (condition, benchmark), e in _main_effects(effects).items():
+    for (condition, benchmark), e in _main_effects(effects, main_metric).items():
         lines.append(f"  {condition} on {benchmark}: {e['effect']:+.2f} on the original items ({e['metric']})")
         for detector in dict.fromkeys(r["detector"] for r in detectability if r["model"] == condition):
             trained, base = by.get((condition, benchmark, detector)), by.get(("base", benchmark, detector))
@@ -271,8 +272,11 @@ def write_report(folder: Path, cfg, results: dict, steps: dict, versions: dict, 
                 "Model-level detectors (`rephraser detect model`) on every model, over both parts (labels from "
                 "parts.json): AUROC of telling the contaminated items from the clean ones, with a bootstrap interval. "
                 "The base model is the control: a detector that separates the parts on it measures the split, not "
-                "contamination. The blind baseline classifies the item texts alone.",
-                *detectability_table(effects, results["detectability"]),
+                "contamination. The blind baseline classifies the item texts alone. `paired` (original minus its "
+                "rephrased twin) is oriented for verbatim contamination: a model trained on the rephrases prefers "
+                "the twin, which shows as an AUROC below 0.5; 'reversed' is the same scores ranked the other way "
+                "(1 - AUROC), a side a user who does not know which form leaked cannot choose in advance.",
+                *detectability_table(effects, results["detectability"], results["main_metric"]),
                 "",
             ]
             if results["detectability"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from rephraser.benchmarks.base import Benchmark
 from rephraser.errors import RephraserError
 from rephraser.experiment.stats import effect, effect_interval, wilson
 from rephraser.experiment.tasks import subtask_names
@@ -90,7 +91,7 @@ def _row(results, model, condition, benchmark, variant, part, task, metric, filt
     mean = sum(v for _, v in outcomes) / len(outcomes)
     if abs(mean - value) > 1e-9:
         raise RephraserError(f"{model} {task} {key}: lm-eval reports {value}, its samples average {mean}")
-    name = metric if filter_name == "none" else f"{metric} ({filter_name})"
+    name = Benchmark.metric_label(metric, filter_name)
     low, high = wilson(sum(v for _, v in outcomes), len(outcomes))
     return {"model": model, "condition": condition, "benchmark": benchmark, "part": part, "variant": variant,
             "metric": name, "value": value, "n": len(outcomes), "ci_low": low, "ci_high": high}  # fmt: skip

@@ -77,14 +77,15 @@ def run_experiment(cfg: ExperimentConfig, log=print) -> dict:
         overlap = overlap_analysis(cfg, pools, parts, conditions)
         truncation = truncation_of(out, conditions, log)
         results = {"rows": rows, "effects": effects, "detectability": detectability, "constat": constat,
-                   "overlap": overlap, "parts": parts, "truncation": truncation}  # fmt: skip
+                   "overlap": overlap, "parts": parts, "truncation": truncation,
+                   "main_metric": {name: bench.main_metric() for name, bench in benches.items()}}  # fmt: skip
         atomic_write_text(out / "results.json", json.dumps(results, indent=2) + "\n")
         atomic_write_text(out / "items.jsonl", "".join(json.dumps(i) + "\n" for i in items))
         seconds = time.monotonic() - start
         report = write_report(out, cfg, results, steps.record, versions(), seconds)
         log(summary_table(rows, effects))
         if detectability:
-            log(detectability_lines(effects, detectability))
+            log(detectability_lines(effects, detectability, results["main_metric"]))
         log(f"report: {report}")
         return results
 
