@@ -698,6 +698,35 @@ def test_a_parts_file_that_does_not_fit_the_benchmark_is_refused(tmp_path, data_
         select(tmp_path, parts=str(path))
 
 
+def test_limit_with_parts_keeps_each_part(tmp_path, data_dir, monkeypatch):
+    """The contaminated items come first: a plain cut at 10 of 10 + 10 left no clean item to score against."""
+    monkeypatch.setenv("REPHRASER_DATA_DIR", str(data_dir))
+    parts = tmp_path / "parts.json"
+    ids = [f"gsm8k/{n}" for n in range(20)]
+    parts.write_text(json.dumps({"gsm8k": {"contaminated": ids[:10], "clean": ids[10:]}}))
+    items, _ = select(tmp_path, parts=str(parts), limit=4)
+    assert [(i.id, i.part) for i in items] == [(i, "contaminated") for i in ids[:4]] + [
+        (i, "clean") for i in ids[10:14]
+    ]
+    items, _ = select(tmp_path, limit=3)
+    assert [i.id for i in items] == ids[:3]
+
+
+def test_an_unusable_out_is_refused_before_any_item_is_scored(tmp_path, data_dir, monkeypatch):
+    """A 7B model's cdd or ref pass is hours: an --out that is a file fails at once, not after the scoring."""
+    from rephraser.detect.model.config import DetectModelConfig
+    from rephraser.detect.model.select import detect_model
+
+    monkeypatch.setenv("REPHRASER_DATA_DIR", str(data_dir))
+    out = tmp_path / "afile"
+    out.write_text("x")
+    said = []
+    cfg = DetectModelConfig(model=str(tmp_path / "no-such-model"), out=str(out), benchmark="gsm8k", limit=2)
+    with pytest.raises(InputError, match="--out is an existing file"):
+        detect_model(cfg, log=said.append)
+    assert said == [] and out.read_text() == "x"  # nothing selected, loaded or scored
+
+
 def test_unknown_items_and_conflicting_choices_are_refused(tmp_path, data_dir, monkeypatch):
     monkeypatch.setenv("REPHRASER_DATA_DIR", str(data_dir))
     with pytest.raises(InputError, match=r"\['gsm8k/test/3'\]"):

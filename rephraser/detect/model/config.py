@@ -49,7 +49,7 @@ class DetectModelConfig:
     items: list[str] | None = None
     """these item ids only (unlabelled)"""
     limit: int | None = None
-    """the first N items only"""
+    """the first N items only (with --parts: the first N of each part, so both stay labelled)"""
     data_dir: str | None = None
     """a local benchmark mirror"""
     detectors: list[Literal["loss", "zlib", "mink", "mink++", "ref", "paired", "cdd", "ts-guess"]] = option(

@@ -36,7 +36,17 @@ def select_items(cfg) -> tuple[list[Item], str]:
         raise InputError(source, f"{len(missing)} id(s) are not {cfg.variant} {bench.title} items with a text: "
                          f"{missing[:5]} (a parts file of another benchmark, or data that changed?)")  # fmt: skip
     items = [_item(bench, docs[i], texts[i], twins.get(i), part) for i, part in wanted]
-    return (items[: cfg.limit] if cfg.limit else items), source
+    return _limited(items, cfg.limit), source
+
+
+def _limited(items: list[Item], limit: int | None) -> list[Item]:
+    """The first `limit` items, of each part when they are labelled: a limit that cut the clean part away (the
+    contaminated ones come first) would leave nothing to score against."""
+    if not limit:
+        return items
+    if all(item.part is None for item in items):
+        return items[:limit]
+    return [item for part in ("contaminated", "clean") for item in [i for i in items if i.part == part][:limit]]
 
 
 def _wanted(cfg, bench, ids: list[str]) -> tuple[list[tuple[str, str | None]], str]:
@@ -64,7 +74,20 @@ def _item(bench, doc: dict, text: str, twin: str | None, part: str | None) -> It
 
 
 def detect_model(cfg, log=print) -> dict:
-    """`rephraser detect model`: select the items, score every detector, write results.json, report.md, charts."""
+    """`rephraser detect model`: select the items, score every detector, write results.json, report.md, charts.
+    --out is checked (a directory, writable, replacing no input) before any item is scored."""
+    from rephraser.atomic import remove_dirs
+    from rephraser.detect.outputs import prepare_outputs
+
+    created = prepare_outputs(Path(cfg.out), ("results.json", "report.md", "config.yaml"), [cfg.parts])
+    try:
+        return _detect_model(cfg, log)
+    except BaseException:
+        remove_dirs(created)  # only what it made, and only the directories left empty
+        raise
+
+
+def _detect_model(cfg, log) -> dict:
     from rephraser.config import save_config
     from rephraser.detect.model.report import write_outputs
     from rephraser.detect.model.run import score_items
