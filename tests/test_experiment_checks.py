@@ -359,3 +359,29 @@ def test_paired_below_chance_is_shown_reversed_beside_it(tmp_path):
         [_effect("exact_match (strict-match)", 0.5)], rows, {"gsm8k": "exact_match (strict-match)"}
     )
     assert "| paired | 0.10 [0.00, 0.25]; reversed 0.90 [0.75, 1.00] |" in "\n".join(table)
+
+
+def test_a_model_changed_in_the_middle_of_a_large_file_is_another_model(tmp_path, monkeypatch):
+    """Weights hashed by their two ends only: a checkpoint whose middle tensor changed (same size, mtime put back
+    as cp -p / rsync -a do) had the same fingerprint, and old evaluations were reused against another model."""
+    import os
+
+    from rephraser.experiment import identity
+
+    monkeypatch.setenv("REPHRASER_CACHE", str(tmp_path / "cache"))
+    model = tmp_path / "model"
+    model.mkdir()
+    weights = model / "model.safetensors"
+    weights.write_bytes(bytes(70 << 20))
+    before = identity.model_fingerprint(str(model))
+    stat = weights.stat()
+    with open(weights, "r+b") as fh:
+        fh.seek(35 << 20)
+        fh.write(b"\x01")
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert weights.stat().st_size == stat.st_size and weights.stat().st_mtime_ns == stat.st_mtime_ns
+    assert identity.model_fingerprint(str(model)) != before
+    hashed = []
+    monkeypatch.setattr(identity, "sha256_file", lambda path: hashed.append(path) or "x")
+    identity.model_fingerprint(str(model))
+    assert hashed == []  # an unchanged file is not read again
