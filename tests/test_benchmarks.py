@@ -5,6 +5,7 @@ import hashlib
 import json
 import logging
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -219,3 +220,23 @@ def test_unknown_benchmarks_and_folders_are_named(tmp_path):
     (tmp_path / "empty" / "benchmark.py").write_text("x = 1\n")
     with pytest.raises(ConfigError, match="defines no BENCHMARK"):
         benchmark_class(str(tmp_path / "empty"))
+
+
+def test_a_folder_on_the_path_named_like_a_builtin_is_refused_not_shadowed(tmp_path, monkeypatch):
+    """A modified copy of gsm8k/ put on REPHRASER_BENCHMARK_PATH and named `gsm8k` silently got the built-in's
+    data, prompts and training texts. Both exist: the user is asked which; the path form names the folder."""
+    import shutil
+
+    from rephraser import benchmarks
+    from rephraser.errors import ConfigError
+
+    copy = tmp_path / "gsm8k"
+    shutil.copytree(Path(benchmarks.__file__).parent / "gsm8k", copy)
+    with open(copy / "benchmark.py", "a") as fh:  # a folder benchmark names its class
+        fh.write("\n\nclass MyGSM8K(GSM8K):\n    pass\n\n\nBENCHMARK = MyGSM8K\n")
+    monkeypatch.setenv("REPHRASER_BENCHMARK_PATH", str(tmp_path))
+    with pytest.raises(ConfigError, match=f"also the folder {copy} on REPHRASER_BENCHMARK_PATH"):
+        benchmarks.benchmark_class("gsm8k")
+    assert benchmarks.benchmark_class(str(copy)).__name__ == "MyGSM8K"
+    monkeypatch.delenv("REPHRASER_BENCHMARK_PATH")
+    assert benchmarks.benchmark_class("gsm8k").__name__ == "GSM8K"

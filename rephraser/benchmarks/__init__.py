@@ -57,6 +57,12 @@ def _load_folder(folder: Path):
 def benchmark_class(spec: str):
     """The Benchmark subclass that `spec` names (a registered name, or a folder), or ConfigError listing them."""
     if spec in BENCHMARKS:
+        shadow = _folder(spec)
+        if shadow is not None:  # which one the user meant is a guess either way: ask
+            raise ConfigError(
+                f"benchmark: {spec!r} is rephraser's built-in and also the folder {shadow} on {PATH_ENV}: name the "
+                f"folder by its path ({shadow}) or give it another name"
+            )
         module, _, attribute = BENCHMARKS[spec].partition(":")
         return getattr(importlib.import_module(module), attribute)
     folder = _folder(spec)
