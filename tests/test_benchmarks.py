@@ -179,16 +179,27 @@ def test_one_id_scheme_everywhere(data_dir, monkeypatch):
 @pytest.mark.slow
 def test_the_training_text_is_the_evaluated_prompt_then_the_target(data_dir, monkeypatch):
     """A training format that drifts from the evaluation format is a silent wrong number: the training text must
-    start with exactly the prompt lm-eval renders for the same doc."""
+    start with exactly the 0-shot context lm-eval renders for the same doc, its task description included (MMLU's
+    "The following are multiple choice questions ..." was missing), for a --task benchmark too; a multiple-choice
+    target is lm-eval's delimiter and gold choice."""
+    from rephraser.benchmarks import from_settings
     from rephraser.tasks import task_manager
 
     monkeypatch.setenv("REPHRASER_DATA_DIR", str(data_dir))
     tasks = task_manager().load(["original_gsm8k", "original_mmlu_sociology", "original_humaneval"])["tasks"]
-    pairs = (("gsm8k", "original_gsm8k"), ("mmlu", "original_mmlu_sociology"), ("humaneval", "original_humaneval"))
-    for name, task in pairs:
-        bench, lm_task = get_benchmark(name), tasks[task]
+    as_task = from_settings(task="original_mmlu_sociology", data_dir=str(data_dir))
+    cases = [(get_benchmark("gsm8k"), "original_gsm8k"), (get_benchmark("mmlu"), "original_mmlu_sociology"),
+             (get_benchmark("humaneval"), "original_humaneval"), (as_task, "original_mmlu_sociology")]  # fmt: skip
+    for bench, task in cases:
+        lm_task = tasks[task]
         for doc in list(lm_task.eval_docs)[:20]:
-            assert bench.training_text(doc).startswith(lm_task.doc_to_text(doc)), (name, doc["id"])
+            context = lm_task.fewshot_context(doc, 0)
+            assert bench.training_text(doc).startswith(context), (bench.name, doc["id"])
+            if lm_task.config.output_type == "multiple_choice":
+                gold = lm_task.doc_to_choice(doc)[lm_task.doc_to_target(doc)]
+                assert bench.training_text(doc) == context + lm_task.config.target_delimiter + gold
+    doc = tasks["original_mmlu_sociology"].eval_docs[0]
+    assert get_benchmark("mmlu").training_text(doc).startswith("The following are multiple choice questions")
     doc = tasks["original_gsm8k"].eval_docs[0]
     assert get_benchmark("gsm8k").training_text(doc) == f"Question: {doc['question']}\nAnswer: \n#### 18"
 

@@ -122,9 +122,15 @@ class Benchmark:
         """What follows the prompt in a training text (target_delimiter included)."""
         raise NotImplementedError
 
+    def description(self, doc: dict) -> str:
+        """What the task's YAML puts before every prompt (lm-eval's `description`, e.g. MMLU's "The following are
+        multiple choice questions ..."): evaluated with the prompt, so trained on with it."""
+        return ""
+
     def training_text(self, doc: dict) -> str:
-        """The one training text of a doc: exactly the evaluated prompt, then the target."""
-        return self.prompt(doc) + self.target(doc)
+        """The one training text of a doc: exactly the evaluated 0-shot context (description, prompt), then the
+        target."""
+        return self.description(doc) + self.prompt(doc) + self.target(doc)
 
     def training_texts(self, kind: str, language: str | None = None) -> dict[str, str]:
         """id -> the training text of every item that has one, for `kind` original | rephrased | translated.

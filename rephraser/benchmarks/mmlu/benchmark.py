@@ -37,6 +37,12 @@ def options(choices: list[str]) -> str:
     return "".join(f"\n{letter}. {choice}" for letter, choice in zip(LETTERS, choices))
 
 
+def description(subject: str) -> str:
+    """lm-eval's MMLU description, which every task of the subject puts before each prompt (generate.py writes it
+    into the YAMLs from here): part of the evaluated text, so part of the training text."""
+    return f"The following are multiple choice questions (with answers) about {subject.replace('_', ' ')}.\n\n"
+
+
 def prompt(doc: dict) -> str:
     """doc_to_text of the English MMLU tasks (lm-eval's mmlu format)."""
     return f"{doc['question'].strip()}{options(doc['choices'])}\nAnswer:"
@@ -155,6 +161,9 @@ class MMLU(Benchmark):
     # ------------------------------------------------------------------ formats
     def prompt(self, doc: dict) -> str:
         return prompt(doc)
+
+    def description(self, doc: dict) -> str:
+        return description(doc["subject"])
 
     def target(self, doc: dict) -> str:
         return f" {LETTERS[doc['answer']]}"

@@ -108,6 +108,9 @@ class TaskBenchmark(Benchmark):
     def prompt(self, doc: dict) -> str:
         return str(self.task.doc_to_text(doc))
 
+    def description(self, doc: dict) -> str:
+        return str(self.task.resolve_field(doc, self.task.config.description) or "")
+
     def target(self, doc: dict) -> str:
         target = self.task.doc_to_target(doc)
         if isinstance(target, int) and self.task.config.output_type == "multiple_choice":

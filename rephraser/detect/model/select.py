@@ -67,7 +67,8 @@ def _wanted(cfg, bench, ids: list[str]) -> tuple[list[tuple[str, str | None]], s
 def _item(bench, doc: dict, text: str, twin: str | None, part: str | None) -> Item:
     choices = doc.get("choices")
     multiple_choice = isinstance(choices, list) and isinstance(doc.get("answer"), int)
-    return Item(id=doc["id"], text=text, part=part, twin=twin or None, prompt=bench.prompt(doc),
+    prompt = bench.description(doc) + bench.prompt(doc)  # the evaluated 0-shot context (cdd samples from it)
+    return Item(id=doc["id"], text=text, part=part, twin=twin or None, prompt=prompt,
                 question=doc.get("question") if multiple_choice else None,
                 choices=list(choices) if multiple_choice else None,
                 answer=doc["answer"] if multiple_choice else None)  # fmt: skip
