@@ -55,6 +55,7 @@ def mirror(data_dir, monkeypatch):
         ({"model_args": "peft=/some/adapter"}, "model_args: ['peft']"),
         ({"model_args": "delta=/d, lora_local_path=/l"}, "model_args: ['delta', 'lora_local_path']"),
         ({"model_args": "revision=main"}, "model_args: ['revision']"),
+        ({"contaminated_ids": ["gsm8k/1"], "clean_ids": ["gsm8k/2"], "contaminated": 5}, "contaminated: sizes draw a"),
         ({"detect_embedding_model": "./no-such-encoder"}, "embedding_model: ./no-such-encoder: no such directory"),
         ({"benchmarks": ["gsm8k", "gsm8k"]}, "benchmarks: listed twice"),
         ({"benchmarks": ["gsm9k"]}, "benchmarks: 'gsm9k' is not a benchmark"),

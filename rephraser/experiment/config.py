@@ -39,6 +39,7 @@ OPERATIONAL_FIELDS = ("out", "bootstrap", "published", "confirm_run_unsafe_code"
 # model_args keys the experiment sets itself: given in model_args they would evaluate another model than the one
 # the row names (the base model's scores reported as the trained model's).
 RESERVED_MODEL_ARGS = ("pretrained", "peft", "delta", "lora_local_path", "revision")
+SHUFFLE_SIZE = 8  # the default size of each part
 PLAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -69,9 +70,9 @@ class ExperimentConfig:
     """the experiment's name (reports, default output dir)"""
     out: str | None = None
     """experiment directory (default: runs/experiments/NAME)"""
-    contaminated: int = 8
+    contaminated: int = SHUFFLE_SIZE
     """test items trained on, per benchmark"""
-    clean: int = 8
+    clean: int = SHUFFLE_SIZE
     """test items never trained on, per benchmark"""
     seed: int = 0
     """the shuffle that picks the two parts"""
@@ -173,6 +174,12 @@ class ExperimentConfig:
             if twice:
                 raise ConfigError(f"{key}: listed twice: {twice[:5]}")
         if self.contaminated_ids is not None:
+            sizes = {k: getattr(self, k) for k in ("contaminated", "clean") if getattr(self, k) != SHUFFLE_SIZE}
+            if sizes:  # which one the user meant is a guess: the ids, or the sizes
+                raise ConfigError(
+                    f"{' / '.join(sizes)}: sizes draw a shuffle; with contaminated_ids / clean_ids the parts are the "
+                    "ids: drop the sizes"
+                )
             shared = sorted(set(self.contaminated_ids) & set(self.clean_ids))
             if shared:
                 raise ConfigError(
