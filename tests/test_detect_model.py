@@ -770,3 +770,22 @@ def test_detect_model_on_a_real_experiment_separates_verbatim_training(tmp_path,
         metrics = json.loads((tmp_path / model / "results.json").read_text())["metrics"]["loss"]
         assert metrics["auroc"] == pytest.approx(by[model, "loss"]["auroc"])  # the CLI and the experiment agree
         assert (metrics["n_contaminated"], metrics["n_clean"]) == (8, 8)
+
+
+def test_paired_shift_is_the_mean_with_its_interval_and_a_signed_rank_p():
+    """The label-free benchmark-level test: nan items (no twin) are left out and counted, the mean and p are
+    scipy's on the rest, and a shift of +1 on 30 items is found where a symmetric one is not."""
+    import scipy.stats
+
+    from rephraser.detect.model.shift import paired_shift
+
+    rng = np.random.default_rng(3)
+    noise = rng.normal(0, 1, 30)
+    shifted = paired_shift(list(noise + 1.0) + [math.nan, math.nan], resamples=2000, seed=0)
+    assert shifted["n_items"] == 30 and shifted["n_unscored"] == 2
+    assert shifted["mean"] == pytest.approx((noise + 1).mean(), abs=1e-12)
+    assert shifted["ci_low"] < shifted["mean"] < shifted["ci_high"]
+    assert shifted["p_value"] == pytest.approx(scipy.stats.wilcoxon(noise + 1).pvalue) and shifted["p_value"] < 0.001
+    symmetric = paired_shift(np.concatenate([noise, -noise]), resamples=2000, seed=0)
+    assert symmetric["p_value"] > 0.5 and symmetric["ci_low"] < 0 < symmetric["ci_high"]
+    assert paired_shift([math.nan, 0.5]) is None  # one scored item: no test

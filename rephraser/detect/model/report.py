@@ -95,6 +95,18 @@ def report_text(results: dict, images: list[str]) -> str:
         lines += [
             f"- {name}: {u['n']} ({u['reason']}): {', '.join(u['ids'][:10])}" for name, u in results["unscored"].items()
         ]
+    shift = results["benchmark_tests"].get("paired_shift")
+    if shift:
+        lines += [
+            "",
+            "## Benchmark-level paired shift (no labels needed)",
+            "",
+            f"Mean paired score over {shift['n_items']} items: {shift['mean']:+.4f} [{shift['ci_low']:+.4f}, "
+            f"{shift['ci_high']:+.4f}] (95 % bootstrap), Wilcoxon signed-rank p = {shift['p_value']:.3g} (two-sided; "
+            f"{shift['n_unscored']} items without a paired score left out). Positive: the model prefers the items as "
+            "written over their twins. A clean model often prefers one form too (the rephrases' wording): compare "
+            "with a model known to be clean on the same items.",
+        ]
     if results["benchmark_tests"].get("constat"):
         lines += [
             "",

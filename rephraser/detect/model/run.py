@@ -25,6 +25,7 @@ from rephraser.detect.model.config import DetectModelConfig
 from rephraser.detect.model.constat import constat_test
 from rephraser.detect.model.items import Item, check_items, has_twin
 from rephraser.detect.model.metrics import detector_metrics, distribution
+from rephraser.detect.model.shift import paired_shift
 from rephraser.log import get_logger
 
 SINGLE_PASS = ("loss", "zlib", "mink", "mink++")
@@ -146,6 +147,10 @@ def score_items(
         }
         if cfg.baseline:
             results["baseline"] = blind_baseline([it.text for it in items], labels, cfg.seed, cfg.bootstrap)
+    if "paired" in cfg.detectors:
+        shift = paired_shift(scores["paired"], cfg.bootstrap, cfg.seed)
+        if shift is not None:
+            results["benchmark_tests"]["paired_shift"] = shift
     if outcomes is not None:
         test = constat_test(
             outcomes.target_original, outcomes.target_rephrased, outcomes.references, cfg.bootstrap, cfg.seed
