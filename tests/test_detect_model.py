@@ -789,3 +789,19 @@ def test_paired_shift_is_the_mean_with_its_interval_and_a_signed_rank_p():
     symmetric = paired_shift(np.concatenate([noise, -noise]), resamples=2000, seed=0)
     assert symmetric["p_value"] > 0.5 and symmetric["ci_low"] < 0 < symmetric["ci_high"]
     assert paired_shift([math.nan, 0.5]) is None  # one scored item: no test
+
+
+def test_a_position_certain_of_its_token_is_left_out_of_minkpp_not_the_whole_item():
+    """A memorised position can be a point mass on the chosen token (p = 1: lp = mu = 0, sigma = 0). Making the
+    whole item unscored dropped exactly the most memorised items from the AUROC; only that position is left out.
+    A point mass on another token (the chosen one impossible) is -inf: unscored, counted."""
+    lp = np.array([-2.0, 0.0, -1.0, -0.5])
+    mu = np.array([-1.0, 0.0, -1.5, -0.7])
+    sigma = np.array([2.0, 0.0, 0.5, 0.4])
+    stats = TokenStats(lp, mu, sigma, lp - mu)
+    z = np.array([(-2.0 + 1.0) / 2.0, (-1.0 + 1.5) / 0.5, (-0.5 + 0.7) / 0.4])  # positions 0, 2, 3
+    assert formulas.minkpp(stats, 0.5) == pytest.approx(np.sort(z)[:1].mean())
+    assert formulas.minkpp(stats, 1.0) == pytest.approx(z.mean())
+    impossible = TokenStats(lp, mu, sigma, np.array([-1.0, -3.0, 0.5, 0.2]))
+    assert math.isnan(formulas.minkpp(impossible, 0.5))
+    assert math.isnan(formulas.minkpp(TokenStats(np.zeros(1), np.zeros(1), np.zeros(1), np.zeros(1)), 0.5))

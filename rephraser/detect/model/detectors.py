@@ -62,18 +62,20 @@ def mink(stats: TokenStats, k: float) -> float:
 
 
 def standardised(stats: TokenStats) -> np.ndarray:
-    """(lp_t - mu_t) / sigma_t (the numerator from the logits: likelihood.position_stats); a position whose
-    distribution is a point mass (sigma 0) gives inf or nan, and the item's mink++ is then nan (reported as
-    unscored), not a huge finite number."""
+    """(lp_t - mu_t) / sigma_t (the numerator from the logits: likelihood.position_stats). A position whose
+    distribution is a point mass ON the chosen token (sigma 0, lp = mu = 0: a memorised position) has no
+    standardised value and is left out; a point mass elsewhere (the chosen token impossible) gives -inf."""
+    certain = (stats.sigma == 0) & (stats.centred == 0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return stats.centred / stats.sigma
+        return (stats.centred / stats.sigma)[~certain]
 
 
 def minkpp(stats: TokenStats, k: float) -> float:
-    if not len(stats.logprobs):
-        return NAN
+    """The mean of the lowest k of the standardised log-probs. Dropping the whole item at a certain position (as
+    before) left out exactly the most memorised items and biased the AUROC down; any other non-finite value makes
+    the item unscored (counted), never a huge finite number."""
     z = standardised(stats)
-    if not np.all(np.isfinite(z)):
+    if not len(z) or not np.all(np.isfinite(z)):
         return NAN
     return lowest_k_mean(z, k)
 
