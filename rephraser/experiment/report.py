@@ -284,7 +284,10 @@ def write_report(folder: Path, cfg, results: dict, steps: dict, versions: dict, 
         ),
         "## Benchmark-level test (ConStat-style)",
         "",
-        "The accuracy gap original - rephrased over both parts, against the base model's gap on the same items.",
+        "The accuracy gap original - rephrased over both parts, against the base model's gap on the same items. "
+        "The test is one-sided for contamination by the original items (a model does better on the form it saw); a "
+        "model trained on the rephrases gains on the rephrased form too, so a small or negative difference there "
+        "is what rephrased contamination looks like to this test, not evidence of a clean model.",
         *constat_table(results["constat"]),
         "",
         "## Why n-gram decontamination misses it",
