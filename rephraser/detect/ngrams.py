@@ -248,6 +248,16 @@ class NgramTally:
             out._first[n] = _smallest(self._first[n], other._first[n])
         return out
 
+    def remap(self, ids) -> NgramTally:
+        """The tally with every row id r replaced by ids(r) (a vectorised, increasing map: order is kept). A Ray
+        engine numbers rows (shard, position) until it knows how many rows the earlier shards hold."""
+        out = NgramTally(self.n_tests, self.ns, self.kept)
+        for n in self.ns:
+            out.counts[n] = self.counts[n].copy()
+            first = self._first[n]
+            out._first[n] = np.where(first == _NO_ROW, _NO_ROW, ids(np.where(first == _NO_ROW, 0, first)))
+        return out
+
     def first_rows(self, n: int) -> list[list[int]]:
         """Per test item, its first matching row ids (at most `kept`), in increasing order."""
         return [[r for r in row if r != _NO_ROW] for row in self._first[n].tolist()]

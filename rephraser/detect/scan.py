@@ -34,8 +34,8 @@ from rephraser.detect.engine import LocalEngine
 from rephraser.detect.outputs import prepare_outputs
 from rephraser.detect.reference import agreement, load_reference
 from rephraser.detect.scan_report import report_markdown, summary_lines
+from rephraser.detect.shards import open_source
 from rephraser.detect.stages import EmbeddingStage, EveryRowStage, FetchStage, FirstPassStages, NgramStage
-from rephraser.detect.training import TrainingSource
 from rephraser.errors import ConfigError, InputError
 from rephraser.log import get_logger
 from rephraser.overlap import OverlapMeter, words
@@ -53,12 +53,13 @@ def detect_scan(cfg: ScanConfig, log=print) -> dict:
     bench = from_settings(cfg.benchmark, cfg.task, cfg.field, cfg.include_path, data_dir=cfg.data_dir, **settings)
     items = bench.items()
     check_items(items)
-    source = TrainingSource(cfg.train, cfg.train_field, cfg.skip_bad_lines)
+    source = open_source(cfg.train, cfg.train_field, cfg.skip_bad_lines)
     reference = load_reference(cfg.reference) if cfg.reference else None
+    engine = make_engine(cfg, plan)  # joins the cluster now: an unreachable one fails before any output
     created = prepare_outputs(Path(cfg.out), OUTPUTS, [cfg.train, cfg.reference])
     try:
         judging = prepare_judge(cfg, bench.judge_kind) if plan.judged else None
-        results = scan(cfg, plan, items, source, judging, start)
+        results = scan(cfg, plan, items, source, judging, start, engine)
         if reference is not None:
             results["agreement_with_reference"] = agreement(reference, items, results["items"])
         atomic_write_text(Path(cfg.out) / "results.json", json.dumps(results, indent=2, ensure_ascii=False) + "\n")
@@ -98,13 +99,26 @@ def prepare_judge(cfg: ScanConfig, benchmark_kind: str) -> tuple:
     return kind, make_judge(cfg.judge, cfg.model, cfg.api_base, kind, cfg.concurrency, cfg.timeout_s)
 
 
-def first_stages(cfg: ScanConfig, plan: ScanPlan, tests: list[str], source):
-    """The first pass's stages for the plan, and the embedding cache (None without embeddings)."""
+def make_engine(cfg: ScanConfig, plan: ScanPlan):
+    if cfg.engine == "ray":
+        from rephraser.detect.ray_engine import RayEngine
+
+        model = cfg.embedding_model if plan.embeds else None
+        return RayEngine.connect(cfg.ray_address, cfg.actors, cfg.num_gpus_per_actor, model)
+    return LocalEngine()
+
+
+def first_stages(cfg: ScanConfig, plan: ScanPlan, tests: list[str], source, engine=None):
+    """The first pass's stages for the plan, and the embedding cache (None without embeddings). On Ray the
+    embedding stage has no vectors function yet and there is no cache: every actor encodes with its own encoder
+    (ray_engine.StageActor)."""
     from rephraser.detect.embed import Embedder
     from rephraser.detect.embed_cache import CachedEmbeddings
 
     nearest = every_row = cache = None
-    if plan.embeds:
+    if plan.embeds and not isinstance(engine, LocalEngine | None):
+        nearest = EmbeddingStage(Embedder(cfg.embedding_model).encode(tests), cfg.top_k, None)
+    elif plan.embeds:
         embedder = Embedder(cfg.embedding_model)
         cache = CachedEmbeddings.open(embedder, source.fingerprint(), cache_dir() / "embeddings", logger)
         nearest = EmbeddingStage(
@@ -115,11 +129,11 @@ def first_stages(cfg: ScanConfig, plan: ScanPlan, tests: list[str], source):
     return FirstPassStages(NgramStage(tests), nearest, every_row), cache
 
 
-def scan(cfg: ScanConfig, plan: ScanPlan, items, source, judging, start: float) -> dict:
+def scan(cfg: ScanConfig, plan: ScanPlan, items, source, judging, start: float, engine=None) -> dict:
     tests = [i.text for i in items]
-    engine = LocalEngine()
-    stages, cache = first_stages(cfg, plan, tests, source)
-    costly = plan.neighbours == "every_row" or (cache is not None and cache.status != "read")
+    engine = engine or LocalEngine()
+    stages, cache = first_stages(cfg, plan, tests, source, engine)
+    costly = plan.neighbours == "every_row" or (plan.embeds and (cache is None or cache.status != "read"))
     total = engine.check(source) if costly and source.kind != "hub" else None
     first = engine.run(source, stages, desc=f"scan {Path(cfg.train).name}", total=total)
     if cache is not None:
@@ -147,7 +161,10 @@ def scan(cfg: ScanConfig, plan: ScanPlan, items, source, judging, start: float) 
         )
         for t, test in enumerate(tests)
     ]
-    return summarise(cfg, plan, items, findings, source, judge_stats, cache, time.monotonic() - start)
+    results = summarise(cfg, plan, items, findings, source, judge_stats, cache, time.monotonic() - start)
+    if not isinstance(engine, LocalEngine):
+        results["engine"] = engine.report()
+    return results
 
 
 def candidates(plan: ScanPlan, first) -> list[list[tuple[int, float | None]]]:
