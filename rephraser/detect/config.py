@@ -108,6 +108,12 @@ class ScanConfig:
     """--engine ray: stage actors (default: one per GPU, or per CPU but a share kept for reading)"""
     num_gpus_per_actor: float | None = None
     """--engine ray: GPUs each stage actor asks for (default: 1 when the cluster has GPUs, else 0)"""
+    emit_tasks: str | None = None
+    """write lm-eval tasks <name>_full, <name>_clean, <name>_flagged and a group <name>_decontaminated here (lm_eval
+    --include_path DIR --tasks gsm8k_decontaminated)"""
+    flag_by: str | None = None
+    """--emit-tasks: the detector that splits the items, ngram13 | ngram10 | embedding | llm | pipeline | any
+    (default: the method's own)"""
 
     def __post_init__(self):
         if (self.benchmark is None) == (self.task is None):
@@ -123,6 +129,8 @@ class ScanConfig:
         _check_engine(self)
         if self.threshold is None:
             self.threshold = default_threshold(self.benchmark)
+        if self.flag_by is not None and self.emit_tasks is None:
+            raise ConfigError("flag_by: a setting of --emit-tasks DIR")
 
     def methods(self) -> tuple[str, ...]:
         return (self.method,)

@@ -30,6 +30,7 @@ from rephraser.atomic import atomic_write_text, remove_dirs
 from rephraser.benchmarks.sources import cache_dir
 from rephraser.detect.config import ScanConfig
 from rephraser.detect.detectors import ItemFindings, Neighbour, ScanPlan
+from rephraser.detect.emit_tasks import check_flag_by, emit_tasks
 from rephraser.detect.engine import LocalEngine
 from rephraser.detect.outputs import prepare_outputs
 from rephraser.detect.reference import agreement, load_reference
@@ -41,6 +42,7 @@ from rephraser.log import get_logger
 from rephraser.overlap import OverlapMeter, words
 
 OUTPUTS = ("results.json", "report.md")
+EMITTED = ("parts.json",)
 logger = get_logger("rephraser.detect")
 
 
@@ -55,13 +57,19 @@ def detect_scan(cfg: ScanConfig, log=print) -> dict:
     check_items(items)
     source = open_source(cfg.train, cfg.train_field, cfg.skip_bad_lines)
     reference = load_reference(cfg.reference) if cfg.reference else None
+    flag_by = check_flag_by(cfg.flag_by, [d.name for d in plan.detectors], cfg.method) if cfg.emit_tasks else None
     engine = make_engine(cfg, plan)  # joins the cluster now: an unreachable one fails before any output
     created = prepare_outputs(Path(cfg.out), OUTPUTS, [cfg.train, cfg.reference])
+    if cfg.emit_tasks:
+        created += prepare_outputs(Path(cfg.emit_tasks), EMITTED, [cfg.train, cfg.reference])
     try:
         judging = prepare_judge(cfg, bench.judge_kind) if plan.judged else None
         results = scan(cfg, plan, items, source, judging, start, engine)
         if reference is not None:
             results["agreement_with_reference"] = agreement(reference, items, results["items"])
+        if cfg.emit_tasks:
+            folder, spec = Path(cfg.emit_tasks), cfg.task or cfg.benchmark
+            results["emitted_tasks"] = emit_tasks(folder, bench, spec, results, flag_by, cfg.data_dir, log)
         atomic_write_text(Path(cfg.out) / "results.json", json.dumps(results, indent=2, ensure_ascii=False) + "\n")
         atomic_write_text(Path(cfg.out) / "report.md", report_markdown(results))
     except BaseException:
