@@ -230,3 +230,48 @@ def test_ray_settings_without_the_ray_engine_are_refused():
 
     with pytest.raises(ConfigError, match=r"actors: a setting of --engine ray"):
         ScanConfig(train="t.jsonl", out="o", benchmark="gsm8k", actors=2)
+
+
+def kill_one_stage_actor_when_busy(ray, stop) -> list[int]:
+    """SIGKILL one StageActor process once two are alive and a chunk has had time to start (a worker lost
+    mid-scan); returns the pids killed. The actors are this process's descendants (the cluster it started):
+    Ray names their processes ray::MapWorker(MapBatches(StageActor))."""
+    import os
+    import signal
+
+    import psutil
+
+    while not stop.is_set():
+        alive = []
+        for process in psutil.Process(os.getpid()).children(recursive=True):
+            try:
+                if "StageActor" in " ".join(process.cmdline()):
+                    alive.append(process.pid)
+            except psutil.Error:  # ended while we looked
+                continue
+        if len(alive) >= 2:
+            time.sleep(3)
+            os.kill(alive[0], signal.SIGKILL)
+            return [alive[0]]
+        time.sleep(0.5)
+    return []
+
+
+def test_a_stage_actor_killed_mid_scan_is_replaced_and_no_row_is_missing(here, cluster):
+    import threading
+
+    bench = small_test_set(here / "bench", 10)
+    rows = mixed_rows(1200, n_copies=3, n_rephrases=5)
+    shards = shard(rows, here / "shards", 6)
+    settings = {"benchmark": bench, "method": "embedding", "embedding_model": MODEL}
+    stop, killed = threading.Event(), []
+    killer = threading.Thread(target=lambda: killed.extend(kill_one_stage_actor_when_busy(cluster, stop)))
+    killer.start()
+    try:
+        on_ray = scan(shards, here / "r", engine="ray", **settings)
+    finally:
+        stop.set()
+        killer.join()
+    assert killed, "the scan ended before an actor could be killed"
+    assert on_ray["train_rows"] == len(rows)  # every chunk went through the stages, once
+    assert_same_scan(scan(shards, here / "l", **settings), on_ray)
