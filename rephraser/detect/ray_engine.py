@@ -83,10 +83,16 @@ def _read_files(batch: dict, batch_rows: int, mode: str = "chunks", wanted: dict
             if mode == "fetch":
                 yield _row("texts", _wanted_texts(source, file, wanted.get(file, ())))
                 continue
-            for start, texts in text_chunks(source, batch_rows):
+            chunks, spent = text_chunks(source, batch_rows), 0.0
+            while True:
+                began = time.perf_counter()  # reading and parsing only, not the time a yielded chunk waits
+                chunk = next(chunks, None)
+                spent += time.perf_counter() - began
+                if chunk is None:
+                    break
                 if mode == "chunks":
-                    yield _row("chunk", (file, start, texts))
-            yield _row("counts", (file, source.rows, source.skipped, dict(source.reasons)))
+                    yield _row("chunk", (file, *chunk))
+            yield _row("counts", (file, source.rows, source.skipped, dict(source.reasons), spent))
         except RephraserError as e:
             yield _row("error", str(e))
 
@@ -255,6 +261,7 @@ class RayEngine:
                 seconds.update(took)
             elif kind == "counts":
                 counts[payload[0]] = payload
+                seconds["read"] += payload[4]
         if len(counts) != len(files):  # never a result missing a file's rows
             raise RephraserError(f"{source.spec}: {len(files) - len(counts)} files were not read to the end")
         self._set_counts(source, files, counts)
@@ -279,11 +286,11 @@ class RayEngine:
             _, source.rows, source.skipped, source.reasons = ordered[0]
 
     def _timings(self, rows: int, seconds: Counter, wall: float) -> None:
-        names = {"ngrams": "ngram", "nearest": "embedding", "every_row": "every_row"}
+        names = {"read": "read", "ngrams": "ngram", "nearest": "embedding", "every_row": "every_row"}
         self.stats = {
             names[k]: {"actor_seconds": round(s, 3), "rows_per_s_per_actor": round(rows / s, 1) if s else None}
-            for k, s in seconds.items()
-        }
+            for k, s in sorted(seconds.items(), key=lambda item: list(names).index(item[0]))
+        }  # read: seconds and rows/s per read task (a task reads one file)
         self.stats["pipeline"] = {"seconds": round(wall, 3), "rows_per_s": round(rows / wall, 1) if wall else None}
 
     def fetch(self, source, stage: FetchStage) -> RowTexts:

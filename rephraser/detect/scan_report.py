@@ -26,10 +26,13 @@ def judge_line(judge: dict) -> str:
 
 def engine_line(engine: dict) -> str:
     """A Ray scan's actors, cluster and rows/s per stage (rows per actor-second; the pipeline: rows per second)."""
-    stages = "; ".join(
-        f"{name} {s['rows_per_s']} rows/s" if "rows_per_s" in s else f"{name} {s['rows_per_s_per_actor']} rows/s/actor"
-        for name, s in engine["stages"].items()
-    )
+
+    def rate(name: str, s: dict) -> str:  # the pipeline: rows per wall second; a stage: per actor (read: per task)
+        if "rows_per_s" in s:
+            return f"{name} {s['rows_per_s']} rows/s"
+        return f"{name} {s['rows_per_s_per_actor']} rows/s per {'task' if name == 'read' else 'actor'}"
+
+    stages = "; ".join(rate(name, s) for name, s in engine["stages"].items())
     cluster = ", ".join(
         f"{k} {v / 2**30:.1f} GiB" if k == "memory" else f"{k} {v:g}"
         for k, v in sorted(engine["cluster_resources"].items())
