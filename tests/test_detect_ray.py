@@ -275,3 +275,23 @@ def test_a_stage_actor_killed_mid_scan_is_replaced_and_no_row_is_missing(here, c
     assert killed, "the scan ended before an actor could be killed"
     assert on_ray["train_rows"] == len(rows)  # every chunk went through the stages, once
     assert_same_scan(scan(shards, here / "l", **settings), on_ray)
+
+
+def test_a_chunks_tally_ships_sparse_and_arrives_equal():
+    """What a stage actor returns per chunk crosses the object store: the n-gram tally pickles only the items a
+    chunk matched, and unpickles to the same counts and first rows."""
+    import pickle
+
+    from rephraser.detect.stages import Batch, NgramStage
+
+    tests = gsm8k("gsm8k/test.jsonl", "question")
+    stage = NgramStage(tests)
+    texts = [f"a row about nothing {k}" for k in range(4000)] + tests[:3] + [tests[1]]
+    tally = stage(Batch.at(100, texts))
+    blob = pickle.dumps(tally)
+    back = pickle.loads(blob)
+    assert len(blob) < 10_000  # the dense arrays are 127 KB
+    for n in (10, 13):
+        assert back.counts[n].tolist() == tally.counts[n].tolist() and back.first_rows(n) == tally.first_rows(n)
+    assert back.first_rows(13)[1] == [4101, 4103] and back.counts[13][1] == 2
+    assert back.merge(stage.empty()).first_rows(10) == tally.first_rows(10)
