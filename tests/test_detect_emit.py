@@ -140,6 +140,8 @@ def test_an_empty_part_gets_no_task_and_a_message(here):
     assert any("no flagged items (by ngram13): no mini_flagged task written" in line for line in printed)
     assert not (here / "tasks" / "mini_flagged.yaml").exists()
     assert result["emitted_tasks"]["tasks"] == ["mini_full", "mini_clean"]
+    report = (here / "out" / "report.md").read_text()
+    assert "lm-eval tasks mini_full, mini_clean (group mini_decontaminated): 20 clean, 0 flagged" in report
     tasks = load_tasks([here / "tasks"], ["mini_decontaminated"])
     assert sorted(tasks) == ["mini_clean", "mini_full"] and len(tasks["mini_clean"].eval_docs) == len(docs)
 

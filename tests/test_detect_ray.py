@@ -295,3 +295,27 @@ def test_a_chunks_tally_ships_sparse_and_arrives_equal():
         assert back.counts[n].tolist() == tally.counts[n].tolist() and back.first_rows(n) == tally.first_rows(n)
     assert back.first_rows(13)[1] == [4101, 4103] and back.counts[13][1] == 2
     assert back.merge(stage.empty()).first_rows(10) == tally.first_rows(10)
+
+
+def test_chat_rows_in_parquet_and_gzip_shards_read_on_ray_as_locally(here):
+    """--train-field messages over a parquet shard and a .jsonl.gz shard: the chat turns joined, a row without
+    text counted, the same rows and texts on both engines."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    tests = gsm8k("gsm8k/test.jsonl", "question")
+    chat = [{"messages": [{"role": "user", "content": f"question {k}"}, {"role": "assistant", "content": t}]}
+            for k, t in enumerate(gsm8k("gsm8k/train.jsonl", "question")[:400])]  # fmt: skip
+    chat[37]["messages"][1]["content"] = tests[5]
+    folder = here / "chat"
+    folder.mkdir()
+    pq.write_table(pa.Table.from_pylist(chat[:200]), folder / "a.parquet")
+    lines = [json.dumps(r) for r in chat[200:]] + [json.dumps({"messages": None})]
+    (folder / "b.jsonl.gz").write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
+    settings = {"train_field": "messages", "skip_bad_lines": True}
+    local, on_ray = scan(folder, here / "l", **settings), scan(folder, here / "r", engine="ray", **settings)
+    assert_same_scan(local, on_ray)
+    assert on_ray["train_rows"] == 400 and on_ray["bad_lines"] == [f"{folder / 'b.jsonl.gz'}:201"]
+    item = on_ray["items"][5]
+    assert item["flagged"]["ngram13"] and item["neighbours"][0]["row"] == 37
+    assert item["neighbours"][0]["train"] == "question 37\n" + tests[5]

@@ -98,6 +98,13 @@ def report_markdown(results: dict) -> str:
         lines += ["", judge_line(results["judge"])]
     if results.get("engine"):
         lines += ["", engine_line(results["engine"])]
+    if results.get("emitted_tasks"):
+        e = results["emitted_tasks"]
+        lines += [
+            "",
+            f"lm-eval tasks {', '.join(e['tasks'])} (group {e['group']}): {e['clean']} clean, {e['flagged']} flagged, "
+            f"{e['undecided']} undecided by {e['flag_by']}; `{e['command']}`.",
+        ]
     if "agreement_with_reference" in results:
         a = results["agreement_with_reference"]
         lines += [
