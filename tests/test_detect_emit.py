@@ -135,6 +135,9 @@ def test_an_lm_eval_tasks_emitted_parts_keep_its_process_docs_and_restrict_by_po
 def test_an_empty_part_gets_no_task_and_a_message(here):
     docs = mini_task(here / "mini")
     printed: list[str] = []
+    earlier = write_jsonl(here / "earlier.jsonl", [{"text": docs[0]["q"]}])
+    scan(earlier, here / "first", here / "tasks", task="mini", include_path=str(here / "mini"))
+    assert (here / "tasks" / "mini_flagged.yaml").exists()  # an earlier scan's flagged task, in the same DIR
     train = write_jsonl(here / "train.jsonl", [{"text": "nothing to see"}])
     result = scan(train, here / "out", here / "tasks", printed, task="mini", include_path=str(here / "mini"))
     assert any("no flagged items (by ngram13): no mini_flagged task written" in line for line in printed)

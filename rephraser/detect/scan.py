@@ -9,15 +9,16 @@ the field), the --reference file (every verdict a JSON boolean), the embedding m
 encode or judge every row first read the whole file once (cheap beside encoding), so a bad line at its end
 stops the run before the work, not after it.
 
-Then one streaming pass (engine.LocalEngine) runs the stages (stages.py) over batches of rows: the hashed 10-
-and 13-gram stage (rephraser.detect.ngrams, rephraser.overlap's measure) always, and the embedding top-k
-(embedding, pipeline) or every row (llm). A second pass fetches the neighbours' texts (none wanted: no pass;
-it stops after the last wanted row). The judge (llm, pipeline) then sees each (test item, neighbour) pair, and
-the detectors (detectors.py) decide per test item. results.json lists per test item its neighbours (raw cosine,
-longest shared run of words, 10-/13-gram hits, verdict) and every detector's flag; the summary gives the
-contaminated share by each; report.md and the console lines (scan_report.py) say the same for people. With
---reference (a decontaminator's output, e.g. the study's CodeAlpacaDB.jsonl), precision and recall of every
-detector against its verdicts (reference.py).
+Then one streaming pass (engine.LocalEngine, or ray_engine.RayEngine with --engine ray) runs the stages (stages.py)
+over batches of rows: the hashed 10- and 13-gram stage (rephraser.detect.ngrams, rephraser.overlap's measure)
+always, and the embedding top-k (embedding, pipeline) or every row (llm). A second pass fetches the neighbours'
+texts (none wanted: no pass; it stops after the last wanted row). The judge (llm, pipeline) then sees each (test
+item, neighbour) pair, and the detectors (detectors.py) decide per test item. results.json lists per test item its
+neighbours (raw cosine, longest shared run of words, 10-/13-gram hits, verdict) and every detector's flag; the
+summary gives the contaminated share by each; report.md and the console lines (scan_report.py) say the same for
+people. With --reference (a decontaminator's output, e.g. the study's CodeAlpacaDB.jsonl), precision and recall of
+every detector against its verdicts (reference.py). With --emit-tasks DIR, lm-eval tasks of the clean and flagged
+items (emit_tasks.py).
 """
 
 from __future__ import annotations
