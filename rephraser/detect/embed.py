@@ -159,6 +159,10 @@ class Nearest:
         order = np.lexsort((rows, -scores), axis=1)[:, : self.k]
         return Nearest(np.take_along_axis(scores, order, 1), np.take_along_axis(rows, order, 1), self.k)
 
+    def remap(self, ids) -> Nearest:
+        """The same neighbours with row ids r replaced by ids(r), an increasing map (so ties keep their order)."""
+        return Nearest(self.scores, np.asarray(ids(self.rows), np.int64).reshape(self.rows.shape), self.k)
+
 
 class TopK:
     """The running top k of a stream of (start, vectors) chunks (for callers that hold vectors, not batches)."""

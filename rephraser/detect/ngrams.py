@@ -248,6 +248,35 @@ class NgramTally:
             out._first[n] = _smallest(self._first[n], other._first[n])
         return out
 
+    def __getstate__(self) -> dict:
+        """Sparse: only the test items a batch matched (a Ray chunk's tally ships to the driver; dense arrays for
+        GSM-8K's 1319 items are 127 KB a chunk, mostly empty)."""
+        state = {"n_tests": self.n_tests, "ns": self.ns, "kept": self.kept, "counts": {}, "first": {}}
+        for n in self.ns:
+            hit = np.flatnonzero(self.counts[n])
+            state["counts"][n] = (hit, self.counts[n][hit])
+            first = np.flatnonzero(self._first[n][:, 0] != _NO_ROW)
+            state["first"][n] = (first, self._first[n][first])
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["n_tests"], state["ns"], state["kept"])
+        for n in self.ns:
+            hit, values = state["counts"][n]
+            self.counts[n][hit] = values
+            first, rows = state["first"][n]
+            self._first[n][first] = rows
+
+    def remap(self, ids) -> NgramTally:
+        """The tally with every row id r replaced by ids(r) (a vectorised, increasing map: order is kept). A Ray
+        engine numbers rows (shard, position) until it knows how many rows the earlier shards hold."""
+        out = NgramTally(self.n_tests, self.ns, self.kept)
+        for n in self.ns:
+            out.counts[n] = self.counts[n].copy()
+            first = self._first[n]
+            out._first[n] = np.where(first == _NO_ROW, _NO_ROW, ids(np.where(first == _NO_ROW, 0, first)))
+        return out
+
     def first_rows(self, n: int) -> list[list[int]]:
         """Per test item, its first matching row ids (at most `kept`), in increasing order."""
         return [[r for r in row if r != _NO_ROW] for row in self._first[n].tolist()]

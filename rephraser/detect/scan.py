@@ -9,15 +9,16 @@ the field), the --reference file (every verdict a JSON boolean), the embedding m
 encode or judge every row first read the whole file once (cheap beside encoding), so a bad line at its end
 stops the run before the work, not after it.
 
-Then one streaming pass (engine.LocalEngine) runs the stages (stages.py) over batches of rows: the hashed 10-
-and 13-gram stage (rephraser.detect.ngrams, rephraser.overlap's measure) always, and the embedding top-k
-(embedding, pipeline) or every row (llm). A second pass fetches the neighbours' texts (none wanted: no pass;
-it stops after the last wanted row). The judge (llm, pipeline) then sees each (test item, neighbour) pair, and
-the detectors (detectors.py) decide per test item. results.json lists per test item its neighbours (raw cosine,
-longest shared run of words, 10-/13-gram hits, verdict) and every detector's flag; the summary gives the
-contaminated share by each; report.md and the console lines (scan_report.py) say the same for people. With
---reference (a decontaminator's output, e.g. the study's CodeAlpacaDB.jsonl), precision and recall of every
-detector against its verdicts (reference.py).
+Then one streaming pass (engine.LocalEngine, or ray_engine.RayEngine with --engine ray) runs the stages (stages.py)
+over batches of rows: the hashed 10- and 13-gram stage (rephraser.detect.ngrams, rephraser.overlap's measure)
+always, and the embedding top-k (embedding, pipeline) or every row (llm). A second pass fetches the neighbours'
+texts (none wanted: no pass; it stops after the last wanted row). The judge (llm, pipeline) then sees each (test
+item, neighbour) pair, and the detectors (detectors.py) decide per test item. results.json lists per test item its
+neighbours (raw cosine, longest shared run of words, 10-/13-gram hits, verdict) and every detector's flag; the
+summary gives the contaminated share by each; report.md and the console lines (scan_report.py) say the same for
+people. With --reference (a decontaminator's output, e.g. the study's CodeAlpacaDB.jsonl), precision and recall of
+every detector against its verdicts (reference.py). With --emit-tasks DIR, lm-eval tasks of the clean and flagged
+items (emit_tasks.py).
 """
 
 from __future__ import annotations
@@ -30,17 +31,19 @@ from rephraser.atomic import atomic_write_text, remove_dirs
 from rephraser.benchmarks.sources import cache_dir
 from rephraser.detect.config import ScanConfig
 from rephraser.detect.detectors import ItemFindings, Neighbour, ScanPlan
+from rephraser.detect.emit_tasks import check_flag_by, emit_tasks
 from rephraser.detect.engine import LocalEngine
 from rephraser.detect.outputs import prepare_outputs
 from rephraser.detect.reference import agreement, load_reference
 from rephraser.detect.scan_report import report_markdown, summary_lines
+from rephraser.detect.shards import open_source
 from rephraser.detect.stages import EmbeddingStage, EveryRowStage, FetchStage, FirstPassStages, NgramStage
-from rephraser.detect.training import TrainingSource
 from rephraser.errors import ConfigError, InputError
 from rephraser.log import get_logger
 from rephraser.overlap import OverlapMeter, words
 
 OUTPUTS = ("results.json", "report.md")
+EMITTED = ("parts.json",)
 logger = get_logger("rephraser.detect")
 
 
@@ -53,14 +56,21 @@ def detect_scan(cfg: ScanConfig, log=print) -> dict:
     bench = from_settings(cfg.benchmark, cfg.task, cfg.field, cfg.include_path, data_dir=cfg.data_dir, **settings)
     items = bench.items()
     check_items(items)
-    source = TrainingSource(cfg.train, cfg.train_field, cfg.skip_bad_lines)
+    source = open_source(cfg.train, cfg.train_field, cfg.skip_bad_lines)
     reference = load_reference(cfg.reference) if cfg.reference else None
+    flag_by = check_flag_by(cfg.flag_by, [d.name for d in plan.detectors], cfg.method) if cfg.emit_tasks else None
+    engine = make_engine(cfg, plan)  # joins the cluster now: an unreachable one fails before any output
     created = prepare_outputs(Path(cfg.out), OUTPUTS, [cfg.train, cfg.reference])
+    if cfg.emit_tasks:
+        created += prepare_outputs(Path(cfg.emit_tasks), EMITTED, [cfg.train, cfg.reference])
     try:
         judging = prepare_judge(cfg, bench.judge_kind) if plan.judged else None
-        results = scan(cfg, plan, items, source, judging, start)
+        results = scan(cfg, plan, items, source, judging, start, engine)
         if reference is not None:
             results["agreement_with_reference"] = agreement(reference, items, results["items"])
+        if cfg.emit_tasks:
+            folder, spec = Path(cfg.emit_tasks), cfg.task or cfg.benchmark
+            results["emitted_tasks"] = emit_tasks(folder, bench, spec, results, flag_by, cfg.data_dir, log)
         atomic_write_text(Path(cfg.out) / "results.json", json.dumps(results, indent=2, ensure_ascii=False) + "\n")
         atomic_write_text(Path(cfg.out) / "report.md", report_markdown(results))
     except BaseException:
@@ -98,13 +108,26 @@ def prepare_judge(cfg: ScanConfig, benchmark_kind: str) -> tuple:
     return kind, make_judge(cfg.judge, cfg.model, cfg.api_base, kind, cfg.concurrency, cfg.timeout_s)
 
 
-def first_stages(cfg: ScanConfig, plan: ScanPlan, tests: list[str], source):
-    """The first pass's stages for the plan, and the embedding cache (None without embeddings)."""
+def make_engine(cfg: ScanConfig, plan: ScanPlan):
+    if cfg.engine == "ray":
+        from rephraser.detect.ray_engine import RayEngine
+
+        model = cfg.embedding_model if plan.embeds else None
+        return RayEngine.connect(cfg.ray_address, cfg.actors, cfg.num_gpus_per_actor, model)
+    return LocalEngine()
+
+
+def first_stages(cfg: ScanConfig, plan: ScanPlan, tests: list[str], source, engine=None):
+    """The first pass's stages for the plan, and the embedding cache (None without embeddings). On Ray the
+    embedding stage has no vectors function yet and there is no cache: every actor encodes with its own encoder
+    (ray_engine.StageActor)."""
     from rephraser.detect.embed import Embedder
     from rephraser.detect.embed_cache import CachedEmbeddings
 
     nearest = every_row = cache = None
-    if plan.embeds:
+    if plan.embeds and not isinstance(engine, LocalEngine | None):
+        nearest = EmbeddingStage(Embedder(cfg.embedding_model).encode(tests), cfg.top_k, None)
+    elif plan.embeds:
         embedder = Embedder(cfg.embedding_model)
         cache = CachedEmbeddings.open(embedder, source.fingerprint(), cache_dir() / "embeddings", logger)
         nearest = EmbeddingStage(
@@ -115,11 +138,11 @@ def first_stages(cfg: ScanConfig, plan: ScanPlan, tests: list[str], source):
     return FirstPassStages(NgramStage(tests), nearest, every_row), cache
 
 
-def scan(cfg: ScanConfig, plan: ScanPlan, items, source, judging, start: float) -> dict:
+def scan(cfg: ScanConfig, plan: ScanPlan, items, source, judging, start: float, engine=None) -> dict:
     tests = [i.text for i in items]
-    engine = LocalEngine()
-    stages, cache = first_stages(cfg, plan, tests, source)
-    costly = plan.neighbours == "every_row" or (cache is not None and cache.status != "read")
+    engine = engine or LocalEngine()
+    stages, cache = first_stages(cfg, plan, tests, source, engine)
+    costly = plan.neighbours == "every_row" or (plan.embeds and (cache is None or cache.status != "read"))
     total = engine.check(source) if costly and source.kind != "hub" else None
     first = engine.run(source, stages, desc=f"scan {Path(cfg.train).name}", total=total)
     if cache is not None:
@@ -147,7 +170,10 @@ def scan(cfg: ScanConfig, plan: ScanPlan, items, source, judging, start: float) 
         )
         for t, test in enumerate(tests)
     ]
-    return summarise(cfg, plan, items, findings, source, judge_stats, cache, time.monotonic() - start)
+    results = summarise(cfg, plan, items, findings, source, judge_stats, cache, time.monotonic() - start)
+    if not isinstance(engine, LocalEngine):
+        results["engine"] = engine.report()
+    return results
 
 
 def candidates(plan: ScanPlan, first) -> list[list[tuple[int, float | None]]]:

@@ -24,6 +24,25 @@ def judge_line(judge: dict) -> str:
     )
 
 
+def engine_line(engine: dict) -> str:
+    """A Ray scan's actors, cluster and rows/s per stage (rows per actor-second; the pipeline: rows per second)."""
+
+    def rate(name: str, s: dict) -> str:  # the pipeline: rows per wall second; a stage: per actor (read: per task)
+        if "rows_per_s" in s:
+            return f"{name} {s['rows_per_s']} rows/s"
+        return f"{name} {s['rows_per_s_per_actor']} rows/s per {'task' if name == 'read' else 'actor'}"
+
+    stages = "; ".join(rate(name, s) for name, s in engine["stages"].items())
+    cluster = ", ".join(
+        f"{k} {v / 2**30:.1f} GiB" if k == "memory" else f"{k} {v:g}"
+        for k, v in sorted(engine["cluster_resources"].items())
+    )
+    return (
+        f"Engine: ray, {engine['actors']} actors ({engine['gpus_per_actor']:g} GPU each) on a cluster of {cluster}: "
+        f"{stages}."
+    )
+
+
 def _short_items(results: dict, detector: str) -> str:
     if detector.startswith("ngram") and results["contaminated"][detector]["undecided"]:
         return f" (items shorter than {detector.removeprefix('ngram')} words: no n-gram to match)"
@@ -40,6 +59,8 @@ def summary_lines(results: dict) -> str:
         lines.append(f"  {detector:10s} flags {s['flagged']:5d} ({s['share']:.1%}){undecided}")
     if results.get("judge"):
         lines.append("  " + judge_line(results["judge"]))
+    if results.get("engine"):
+        lines.append("  " + engine_line(results["engine"]))
     if "agreement_with_reference" in results:
         for detector, a in results["agreement_with_reference"]["detectors"].items():
             undecided = f" ({a['undecided']} undecided, counted as not flagged)" if a.get("undecided") else ""
@@ -75,6 +96,15 @@ def report_markdown(results: dict) -> str:
         lines += ["", "Undecided n-gram verdicts: " + "; ".join(short) + "."]
     if results["judge"]:
         lines += ["", judge_line(results["judge"])]
+    if results.get("engine"):
+        lines += ["", engine_line(results["engine"])]
+    if results.get("emitted_tasks"):
+        e = results["emitted_tasks"]
+        lines += [
+            "",
+            f"lm-eval tasks {', '.join(e['tasks'])} (group {e['group']}): {e['clean']} clean, {e['flagged']} flagged, "
+            f"{e['undecided']} undecided by {e['flag_by']}; `{e['command']}`.",
+        ]
     if "agreement_with_reference" in results:
         a = results["agreement_with_reference"]
         lines += [

@@ -90,6 +90,9 @@ class EveryRow:
             )
         return merged
 
+    def remap(self, ids) -> EveryRow:
+        return EveryRow(tuple((np.asarray(ids(rows), np.int64), texts) for rows, texts in self.parts), self.limit)
+
     def texts(self) -> dict[int, str]:
         """Row id -> text, in row order."""
         pairs = sorted((int(r), t) for rows, texts in self.parts for r, t in zip(rows.tolist(), texts))
@@ -124,6 +127,14 @@ class FirstPass:
             self.ngrams.merge(other.ngrams),
             both(self.nearest, other.nearest),
             both(self.every_row, other.every_row),
+        )
+
+    def remap(self, ids) -> FirstPass:
+        """Every row id r replaced by ids(r) (increasing): see NgramTally.remap."""
+        return FirstPass(
+            self.ngrams.remap(ids),
+            None if self.nearest is None else self.nearest.remap(ids),
+            None if self.every_row is None else self.every_row.remap(ids),
         )
 
 

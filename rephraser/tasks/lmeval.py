@@ -44,6 +44,39 @@ class RephraserTask(ConfigurableTask):
         return digest.hexdigest()[:16]
 
 
+class SelectedDocsTask(RephraserTask):
+    """Any lm-eval task's evaluated docs restricted to some positions (`rephraser detect scan --emit-tasks`): the
+    task's own splits and process_docs first, then the docs at the positions listed under metadata `selection`
+    in metadata `selection_file` (positions as rephraser numbers the task's items: X/0, X/1, ...). Only the
+    evaluation split is restricted; few-shot examples come from where the task takes them."""
+
+    def _selected(self, docs):
+        if not hasattr(self, "_positions"):
+            meta = self.config.metadata or {}
+            path, key = meta.get("selection_file"), meta.get("selection")
+            if not path or not Path(path).is_file():
+                raise InputError(path or "selection_file", "no such file (written by detect scan --emit-tasks)")
+            selections = json.loads(Path(path).read_text())
+            if key not in selections:
+                raise InputError(path, f"holds no selection {key!r}")
+            self._positions = selections[key]
+        if self._positions and max(self._positions) >= len(docs):
+            raise InputError(
+                self.config.metadata["selection_file"],
+                f"position {max(self._positions)} is beyond the task's {len(docs)} docs: did the task change "
+                "since the scan?",
+            )
+        return docs.select(self._positions) if hasattr(docs, "select") else [docs[i] for i in self._positions]
+
+    def test_docs(self):
+        docs = super().test_docs()
+        return self._selected(docs) if docs is not None and self.has_test_docs() else docs
+
+    def validation_docs(self):
+        docs = super().validation_docs()
+        return self._selected(docs) if docs is not None and not self.has_test_docs() else docs
+
+
 class RefuseFewShot(ContextSampler):
     """For tasks with no split but test: few-shot examples would be test items (lm-eval's fallback)."""
 
