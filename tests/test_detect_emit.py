@@ -179,10 +179,62 @@ def test_flag_by_must_name_a_detector_the_scan_runs_and_needs_emit_tasks(here):
         ScanConfig(train=str(train), out="o", benchmark="gsm8k", flag_by="ngram13")
 
 
-def test_undecided_items_are_in_neither_part_but_short_items_are_clean():
+def test_undecided_items_are_in_neither_part_short_ones_included():
+    """An item shorter than n words has no n-gram: a verbatim copy of it cannot be found, so it is undecided, not
+    clean (it was put in _clean)."""
     from rephraser.detect.emit_tasks import part_of
 
     assert part_of({"ngram10": None, "ngram13": None, "pipeline": None}, "pipeline") is None  # no verdict
-    assert part_of({"ngram10": None, "ngram13": None, "pipeline": False}, "any") == "clean"  # too short for n-grams
+    assert part_of({"ngram10": None, "ngram13": None, "pipeline": False}, "any") is None  # too short for n-grams
+    assert part_of({"ngram10": False, "ngram13": None}, "ngram13") is None
     assert part_of({"ngram10": True, "ngram13": None, "embedding": False}, "any") == "flagged"
     assert part_of({"ngram10": True, "ngram13": False, "embedding": False}, "ngram13") == "clean"
+
+
+@pytest.mark.slow
+def test_an_item_has_the_same_few_shot_prompt_in_full_clean_and_flagged(here):
+    """lm-eval draws few-shot examples from one generator in document order: restricted to its clean items, a task
+    gave them other examples than the full one did (0 of 1130 equal 2-shot prompts on GSM-8K), and a pool drawn
+    from the evaluated split lost the flagged docs. Drawn per item, the prompts are equal; the pool is whole."""
+    docs = mini_task(here / "mini")  # test split only: the few-shot pool is the evaluated split
+    copied = [0, 2, 4]
+    train = write_jsonl(here / "train.jsonl", [{"text": docs[p]["q"]} for p in copied] + [{"text": "unrelated"}])
+    scan(train, here / "out", here / "tasks", task="mini", include_path=str(here / "mini"))
+    tasks = load_tasks([here / "tasks"], ["mini_decontaminated"])
+    prompts: dict[str, set] = {}
+    for task in tasks.values():
+        task.set_config(key="num_fewshot", value=2)
+        task.set_fewshot_seed(1234)
+        assert len(task.sampler.fewshot_docs()) == len(docs)
+        task.build_all_requests(rank=0, world_size=1)
+        for instance in task.instances:
+            prompts.setdefault(instance.doc["q"], set()).add(instance.args[0])
+    assert len(prompts) == len(docs) and all(len(p) == 1 for p in prompts.values())
+    assert tasks["mini_clean"].data_fingerprint() != tasks["mini_flagged"].data_fingerprint()  # --cache_requests
+
+
+@pytest.mark.slow
+def test_a_task_whose_data_moved_since_the_scan_is_refused(here):
+    """Selections are positions: a doc inserted before them made the flagged task score other items."""
+    from rephraser.errors import InputError
+
+    docs = mini_task(here / "mini")
+    train = write_jsonl(here / "train.jsonl", [{"text": docs[p]["q"]} for p in (3, 4)])
+    scan(train, here / "out", here / "tasks", task="mini", include_path=str(here / "mini"))
+    data = here / "mini" / "data.jsonl"
+    data.write_text(json.dumps({"q": "An inserted question?", "a": "0", "keep": True}) + "\n" + data.read_text())
+    with pytest.raises(InputError, match="not the ones the scan saw there"):
+        list(load_tasks([here / "tasks"], ["mini_flagged"])["mini_flagged"].eval_docs)
+
+
+@pytest.mark.slow
+def test_a_folder_holding_another_scans_tasks_is_refused(here):
+    """A second test set emitted into the same DIR rewrote parts.json and removed the first one's tasks."""
+    from rephraser.errors import InputError
+
+    train = write_jsonl(here / "train.jsonl", [{"text": q} for q in gsm8k_tests()[:3]])
+    scan(train, here / "out", here / "tasks", benchmark="gsm8k")
+    mini_task(here / "mini")
+    with pytest.raises(InputError, match="holds the tasks of another scan"):
+        scan(train, here / "out2", here / "tasks", task="mini", include_path=str(here / "mini"))
+    assert (here / "tasks" / "gsm8k_flagged.yaml").is_file()

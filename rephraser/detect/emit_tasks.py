@@ -13,10 +13,12 @@ only the docs are restricted:
   TaskBenchmark numbers X's items: X/0, X/1, ...).
 
 Which items are flagged (--flag-by): one detector (ngram13, ngram10, embedding, llm, pipeline) or `any` of the
-scan's. True is flagged; an n-gram detector's "undecided" (an item shorter than n words: no row can share an
-n-gram with it) is not flagged; a judge's undecided (no verdict) puts the item in neither part (it stays in
-`_full`) and is counted. A part with no item gets no task (lm-eval cannot score an empty task): the message says
-so and the group lists what exists.
+scan's. True is flagged. An undecided item puts the item in neither part (it stays in `_full`) and is counted:
+a judge's (no verdict), and an n-gram detector's (an item shorter than n words: no row can share an n-gram with
+it, so "clean" would be a claim the test cannot make; a verbatim copy of a short item was in `_clean`). Every
+emitted task draws its few-shot examples per item (rephraser.tasks.lmeval.ItemSeededTask), so an item has the same
+prompt in `_full`, `_clean` and `_flagged`. A part with no item gets no task (lm-eval cannot score an empty
+task): the message says so and the group lists what exists.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import json
 from pathlib import Path
 
 from rephraser.atomic import atomic_write_text
-from rephraser.errors import ConfigError
+from rephraser.errors import ConfigError, InputError
 
 FLAG_BY = ("ngram13", "ngram10", "embedding", "llm", "pipeline", "any")
 PARTS = ("clean", "flagged")
@@ -45,7 +47,7 @@ def check_flag_by(flag_by: str | None, detectors: list[str], method: str) -> str
 def part_of(flags: dict, flag_by: str) -> str | None:
     """clean | flagged | None (undecided) for one item's detector flags."""
     names = list(flags) if flag_by == "any" else [flag_by]
-    values = [False if (flags[n] is None and n.startswith("ngram")) else flags[n] for n in names]
+    values = [flags[n] for n in names]
     if any(v is True for v in values):
         return "flagged"
     return None if any(v is None for v in values) else "clean"
@@ -79,6 +81,7 @@ def _benchmark_task(bench, spec: str, name: str, part: str | None, subset, parts
             + (f"its {part} items only." if part else "every scanned item."),
             f"include: {json.dumps(str(bench.task_yaml('original', subset).resolve()))}",
             f"task: {name}",
+            "class: !function rephraser.tasks.lmeval.ItemSeededTask",
             "tag:",
             "  - rephraser_decontaminated",
             "dataset_kwargs:",
@@ -99,8 +102,7 @@ def _lm_eval_task(bench, name: str, part: str | None, parts_file: Path) -> str:
         "tag:",
         "  - rephraser_decontaminated",
     ]
-    if part:
-        lines += ["class: !function rephraser.tasks.lmeval.SelectedDocsTask"]
+    lines += [f"class: !function rephraser.tasks.lmeval.{'SelectedDocsTask' if part else 'ItemSeededTask'}"]
     metadata = dict(getattr(bench.task.config, "metadata", None) or {})
     metadata.update({"version": metadata.get("version", 1.0), "selection_file": str(parts_file.resolve())})
     metadata.update({"selection": f"{bench.task_name}:{part}"} if part else {})
@@ -127,8 +129,13 @@ def emit_tasks(folder: Path, bench, spec: str, results: dict, flag_by: str, data
         raise ConfigError(f"emit_tasks: {bench.task_name} is a Python task class; only YAML tasks can be restricted")
     base = bench.task_name if is_task else bench.name
     parts_file = folder / "parts.json"
+    _refuse_another_scans_folder(parts_file, base, spec, is_task)
     if is_task:
+        from rephraser.tasks.lmeval import doc_sha256
+
+        docs = bench.task.eval_docs
         positions = {f"{base}:{p}": [int(i.rsplit("/", 1)[1]) for i in ids] for p, ids in parts.items()}
+        positions.update({f"{k}:sha256": [doc_sha256(docs[n]) for n in v] for k, v in list(positions.items())})
         atomic_write_text(parts_file, json.dumps(positions, indent=1) + "\n")
     else:
         atomic_write_text(parts_file, json.dumps({spec: parts}, indent=1) + "\n")
@@ -182,6 +189,22 @@ def _write_part(folder, bench, spec, base, part, ids, parts_file, data_dir, is_t
     metrics = list(dict.fromkeys(m for m, _ in bench.metrics))
     atomic_write_text(folder / f"_{base}_{label}.yaml", _group(f"{base}_{label}", names, metrics))
     return names
+
+
+def _refuse_another_scans_folder(parts_file: Path, base: str, spec: str, is_task: bool) -> None:
+    """DIR holding the tasks of another test set: this run would rewrite its parts.json and remove its tasks."""
+    if not parts_file.is_file():
+        return
+    try:
+        keys = list(json.loads(parts_file.read_text()))
+    except (ValueError, TypeError):
+        raise InputError(
+            parts_file, "not a parts.json written by --emit-tasks: choose another --emit-tasks DIR"
+        ) from None
+    mine = (lambda k: k.split(":", 1)[0] == base) if is_task else (lambda k: k == spec)
+    others = [k for k in keys if not mine(k)]
+    if others:
+        raise InputError(parts_file, f"holds the tasks of another scan ({others[:3]}): choose another --emit-tasks DIR")
 
 
 def _remove_stale(folder: Path, kept: set[str]) -> None:

@@ -44,13 +44,50 @@ class RephraserTask(ConfigurableTask):
         return digest.hexdigest()[:16]
 
 
-class SelectedDocsTask(RephraserTask):
+class ItemSeededTask(RephraserTask):
+    """A task of `rephraser detect scan --emit-tasks`: few-shot examples drawn per item, from a generator seeded by
+    lm-eval's few-shot seed and the item itself. lm-eval draws them from one generator in document order, so an
+    item restricted into `_clean` got other examples than in `_full` and the two scores differed by the draw, not
+    by the items; seeded per item, an item has the same prompt in `_full`, `_clean` and `_flagged`. (Against the
+    source task run on its own, whose draws follow its document order, prompts are equal 0-shot only.)"""
+
+    def set_fewshot_seed(self, seed: int | None = None) -> None:
+        self._item_seed_base = seed
+        super().set_fewshot_seed(seed)
+
+    def fewshot_context(self, doc, num_fewshot, *args, **kwargs):
+        if num_fewshot and hasattr(self, "sampler"):
+            key = json.dumps([getattr(self, "_item_seed_base", None), doc], sort_keys=True, default=str)
+            self.sampler.set_rnd(int(hashlib.sha256(key.encode()).hexdigest()[:16], 16))
+        return super().fewshot_context(doc, num_fewshot, *args, **kwargs)
+
+
+class SelectedDocsTask(ItemSeededTask):
     """Any lm-eval task's evaluated docs restricted to some positions (`rephraser detect scan --emit-tasks`): the
     task's own splits and process_docs first, then the docs at the positions listed under metadata `selection`
-    in metadata `selection_file` (positions as rephraser numbers the task's items: X/0, X/1, ...). Only the
-    evaluation split is restricted; few-shot examples come from where the task takes them."""
+    in metadata `selection_file` (positions as rephraser numbers the task's items: X/0, X/1, ...), each checked
+    against the hash of the doc the scan saw there. Only the evaluation split is restricted: few-shot examples
+    come from where the task takes them, unrestricted also when that is the evaluated split."""
+
+    _restrict = True
+
+    def fewshot_docs(self):
+        self._restrict = False  # a pool drawn from the evaluated split keeps every doc
+        try:
+            return super().fewshot_docs()
+        finally:
+            self._restrict = True
+
+    def data_fingerprint(self) -> str:  # --cache_requests: the selection is part of the data
+        meta = self.config.metadata or {}
+        selection = meta.get("selection_file"), meta.get("selection")
+        path = Path(selection[0]) if selection[0] else None
+        text = path.read_text() if path and path.is_file() else ""
+        return hashlib.sha256((super().data_fingerprint() + repr(selection) + text).encode()).hexdigest()[:16]
 
     def _selected(self, docs):
+        if not self._restrict:
+            return docs
         if not hasattr(self, "_positions"):
             meta = self.config.metadata or {}
             path, key = meta.get("selection_file"), meta.get("selection")
@@ -60,13 +97,21 @@ class SelectedDocsTask(RephraserTask):
             if key not in selections:
                 raise InputError(path, f"holds no selection {key!r}")
             self._positions = selections[key]
+            self._hashes = selections.get(f"{key}:sha256")
+        path = self.config.metadata["selection_file"]
         if self._positions and max(self._positions) >= len(docs):
             raise InputError(
-                self.config.metadata["selection_file"],
+                path,
                 f"position {max(self._positions)} is beyond the task's {len(docs)} docs: did the task change "
                 "since the scan?",
             )
-        return docs.select(self._positions) if hasattr(docs, "select") else [docs[i] for i in self._positions]
+        chosen = docs.select(self._positions) if hasattr(docs, "select") else [docs[i] for i in self._positions]
+        if self._hashes is not None:
+            moved = [p for p, d, h in zip(self._positions, chosen, self._hashes) if doc_sha256(d) != h]
+            if moved:
+                raise InputError(path, f"the docs at positions {moved[:5]} are not the ones the scan saw there: the "
+                                 "task's data changed since the scan; scan it again")  # fmt: skip
+        return chosen
 
     def test_docs(self):
         docs = super().test_docs()
@@ -75,6 +120,11 @@ class SelectedDocsTask(RephraserTask):
     def validation_docs(self):
         docs = super().validation_docs()
         return self._selected(docs) if docs is not None and not self.has_test_docs() else docs
+
+
+def doc_sha256(doc) -> str:
+    """A doc's identity for a selection by position (--emit-tasks records it; the task checks it)."""
+    return hashlib.sha256(json.dumps(dict(doc), sort_keys=True, default=str).encode()).hexdigest()
 
 
 class RefuseFewShot(ContextSampler):
