@@ -932,3 +932,65 @@ def test_the_threshold_compares_the_raw_cosine_as_f1_does(here):
     nearest = [r["neighbours"][0]["row"] for r in result["items"]]
     assert raw == pair_cosines(tests, rows_vectors[nearest]).tolist()  # the pair's own score, as f1 computes it
     assert flags == [decide("embedding", {"cosine": raw}, k, threshold) for k in range(len(raw))]
+
+
+def test_shards_of_a_directory_or_glob_and_what_is_not_read_is_said(tmp_path, capfd):
+    """A directory's other entries (a subdirectory, b.json.gz, c.JSONL) were skipped without a word; a path with
+    '[' was taken as a pattern and read another file."""
+    from rephraser.detect.shards import shard_files
+
+    folder = tmp_path / "data"
+    (folder / "sub").mkdir(parents=True)
+    for name in ("b.jsonl", "a.parquet", "c.JSONL", "d.json.gz", "sub/e.jsonl", "_SUCCESS"):
+        (folder / name).write_text("")
+    assert shard_files(str(folder)) == [str(folder / "a.parquet"), str(folder / "b.jsonl")]
+    said = capfd.readouterr().err
+    assert "4 entries not read" in said and "sub/" in said and "c.JSONL" in said
+    literal = tmp_path / "run[1]" / "train.jsonl"
+    literal.parent.mkdir()
+    literal.write_text("")
+    (tmp_path / "run1").mkdir()
+    (tmp_path / "run1" / "train.jsonl").write_text("")
+    assert shard_files(str(literal)) is None  # the file itself, not the pattern that matches run1/train.jsonl
+    assert shard_files(str(tmp_path / "run?" / "train.jsonl")) == [str(tmp_path / "run1" / "train.jsonl")]
+
+
+def test_a_corrupt_parquet_page_is_an_error_naming_the_file(tmp_path):
+    """A damaged data page was a raw pyarrow traceback (after the schema had been read fine)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from rephraser.detect.training import TrainingSource
+    from rephraser.errors import InputError
+
+    path = tmp_path / "train.parquet"
+    texts = [f"row {k} " + "word " * 40 for k in range(20000)]
+    pq.write_table(pa.table({"text": texts}), path, row_group_size=5000, compression="none")
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 4096] = bytes(range(256)) * 16
+    path.write_bytes(bytes(data))
+    with pytest.raises(InputError, match=r"train\.parquet.*unreadable after row \d+"):
+        sum(1 for _ in TrainingSource(str(path), "text", False))
+
+
+def test_the_ray_row_ids_refuse_what_they_cannot_number(tmp_path, monkeypatch):
+    """Row ids are (file << 40) + position: 2^23 files overflow int64, 2^40 rows spill into the next file's ids."""
+    import pickle
+
+    import numpy as np
+
+    from rephraser.detect import ray_engine
+    from rephraser.detect.shards import open_source
+    from rephraser.errors import InputError
+
+    for name in ("a", "b", "c"):
+        (tmp_path / f"{name}.jsonl").write_text('{"text": "x"}\n')
+    monkeypatch.setattr(ray_engine, "MAX_FILES", 3)
+    with pytest.raises(InputError, match="3 files: the Ray engine numbers rows for fewer than 3"):
+        ray_engine._files(open_source(str(tmp_path)))
+    monkeypatch.setattr(ray_engine, "MAX_ROWS_PER_FILE", 1)
+    source = open_source(str(tmp_path / "a.jsonl"))
+    batch = {"file": np.array([0]), "source": [pickle.dumps(source)]}
+    (row,) = list(ray_engine._read_files(batch, 4096))
+    assert row["kind"][0] == "error" and "more than 1 rows in one file" in str(row["payload"][0])

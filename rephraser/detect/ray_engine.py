@@ -69,8 +69,14 @@ def check_reachable(address: str) -> None:
         ) from None
 
 
+MAX_FILES, MAX_ROWS_PER_FILE = 1 << (63 - ROW_BITS), 1 << ROW_BITS
+
+
 def _files(source) -> list:
-    return list(getattr(source, "shards", [source]))
+    files = list(getattr(source, "shards", [source]))
+    if len(files) >= MAX_FILES:  # ids would overflow int64 (and the last would be the empty-slot marker)
+        raise InputError(source.spec, f"{len(files)} files: the Ray engine numbers rows for fewer than {MAX_FILES}")
+    return files
 
 
 def _read_files(batch: dict, batch_rows: int, mode: str = "chunks", wanted: dict | None = None) -> dict:
@@ -90,6 +96,8 @@ def _read_files(batch: dict, batch_rows: int, mode: str = "chunks", wanted: dict
                 spent += time.perf_counter() - began
                 if chunk is None:
                     break
+                if chunk[0] + len(chunk[1]) >= MAX_ROWS_PER_FILE:  # would spill into the next file's row ids
+                    raise InputError(source.spec, f"more than {MAX_ROWS_PER_FILE} rows in one file: split it")
                 if mode == "chunks":
                     yield _row("chunk", (file, *chunk))
             yield _row("counts", (file, source.rows, source.skipped, dict(source.reasons), spent))

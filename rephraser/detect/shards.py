@@ -21,24 +21,38 @@ from pathlib import Path
 
 from rephraser.detect.training import TrainingSource
 from rephraser.errors import InputError
+from rephraser.log import get_logger
 
 SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".parquet")
 
 
 def shard_files(spec: str) -> list[str] | None:
-    """The files of a directory or glob, sorted; None for a single file or a dataset name."""
+    """The files of a directory or glob, sorted; None for a single file or a dataset name. What a directory or
+    glob holds besides (subdirectories, other names: `_SUCCESS`, `b.json.gz`, `c.JSONL`) is not read, and said."""
     path = Path(spec)
     if path.is_dir():
-        files = sorted(str(p) for p in path.iterdir() if p.is_file() and p.name.endswith(SUFFIXES))
+        entries = sorted(path.iterdir())
+        files = [str(p) for p in entries if p.is_file() and p.name.endswith(SUFFIXES)]
+        _say_ignored(spec, [p.name + ("/" if p.is_dir() else "") for p in entries if str(p) not in files])
         if not files:
             raise InputError(spec, f"a directory without training files (names ending {', '.join(SUFFIXES)})")
         return files
-    if any(c in spec for c in "*?["):
-        files = sorted(p for p in glob.glob(spec) if Path(p).is_file())
+    if any(c in spec for c in "*?[") and not path.exists():  # a real file named run[1]/x.jsonl is that file
+        matched = sorted(glob.glob(spec))
+        files = [p for p in matched if Path(p).is_file()]
+        _say_ignored(spec, [p + "/" for p in matched if p not in files])
         if not files:
             raise InputError(spec, "the pattern matches no file")
         return files
     return None
+
+
+def _say_ignored(spec: str, names: list[str]) -> None:
+    if names:
+        get_logger("rephraser.detect").warning(
+            "%s: %d entr%s not read (only files ending %s, not below it): %s",
+            spec, len(names), "y" if len(names) == 1 else "ies", ", ".join(SUFFIXES), ", ".join(names[:10]),
+        )  # fmt: skip
 
 
 def open_source(spec: str, field: str = "text", skip_bad_lines: bool = False):

@@ -156,7 +156,14 @@ class TrainingSource:
 
         column = self.text_field.steps[0]
         position = 0
-        for batch in pq.ParquetFile(self.path).iter_batches(columns=[column], batch_size=4096):
+        batches = pq.ParquetFile(self.path).iter_batches(columns=[column], batch_size=4096)
+        while True:
+            try:
+                batch = next(batches, None)
+            except (OSError, ValueError) as e:  # a corrupt page: pyarrow says so as OSError / ArrowInvalid
+                raise InputError(self.spec, f"unreadable after row {position} ({type(e).__name__}: {e})") from None
+            if batch is None:
+                return
             for value in batch.column(0).to_pylist():
                 position += 1
                 text = self._text(position, {column: value})
