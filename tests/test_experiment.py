@@ -37,7 +37,7 @@ def experiment_yaml(tmp_path, base_model, out, **over) -> Path:
         **over,
     }
     path = tmp_path / f"{Path(out).name}.yaml"
-    path.write_text(yaml.safe_dump(config))
+    path.write_text(yaml.safe_dump({k: v for k, v in config.items() if v is not None}))  # None: leave the key out
     return path
 
 
@@ -175,7 +175,10 @@ def test_interrupted_between_steps_and_inside_training_resumes_to_the_same_resul
     [
         ({"learning_rate": 1}, "unknown key(s) ['learning_rate']"),
         ({"model": "./no/such/model"}, "no such directory"),
-        ({"contaminated_ids": ["gsm8k/1", "gsm8k/2"], "clean_ids": ["gsm8k/2"]}, "the parts overlap (['gsm8k/2'])"),
+        (
+            {"contaminated_ids": ["gsm8k/1", "gsm8k/2"], "clean_ids": ["gsm8k/2"], "contaminated": None, "clean": None},
+            "the parts overlap (['gsm8k/2'])",
+        ),
         ({"contaminated": 1000, "clean": 400}, "but gsm8k has only 1315"),
         ({"conditions": [{"name": "x", "train_on": "everything"}]}, "train_on 'everything' is not one of"),
         ({"train": {"lr": "fast"}}, "train: lr: expected float, got str"),

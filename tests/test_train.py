@@ -733,7 +733,7 @@ def test_python_m_rephraser_train_is_the_cli_command_ctrl_c_included(tmp_path, t
     assert list(out.rglob("events.out.tfevents.*")), "the trainer never reached training: " + proc.stderr.read()[-3000:]
     time.sleep(1.0)
     proc.send_signal(signal.SIGINT)
-    stderr = proc.communicate(timeout=120)[1]
+    stderr = proc.communicate(timeout=300)[1]
     assert proc.returncode == 130, stderr[-3000:]
     assert "rephraser train: interrupted" in stderr and "Traceback" not in stderr
 
