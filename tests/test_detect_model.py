@@ -751,7 +751,8 @@ def test_detect_model_on_a_real_experiment_separates_verbatim_training(tmp_path,
               "seed": 3, "conditions": [{"name": "original", "train_on": "original"}],
               "train": {"max_steps": 150, "lr": 3.0e-3, "warmup_ratio": 0, "micro_batch_rows": 4, "max_seq_len": 256},
               "tokenize": {"max_seq_len": 256}, "batch_size": "8", "model_args": "dtype=float32", "bootstrap": 200,
-              "detectors": ["loss", "zlib", "mink"], "out": str(out)}  # fmt: skip
+              "detectors": ["loss", "zlib", "mink"], "out": str(out),
+              "gen_kwargs": {"max_gen_toks": 24}}  # fmt: skip
     (tmp_path / "exp.yaml").write_text(yaml.safe_dump(config))
     done = run_cli("experiment", "--config", tmp_path / "exp.yaml", env={"REPHRASER_DATA_DIR": str(data_dir)})
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]

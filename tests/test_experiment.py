@@ -34,6 +34,7 @@ def experiment_yaml(tmp_path, base_model, out, **over) -> Path:
         "model_args": "dtype=float32",
         "out": str(out),
         "bootstrap": 500,
+        "gen_kwargs": {"max_gen_toks": 24},  # '#### N' and a stop: the tiny model's run-ons cost minutes
         **over,
     }
     path = tmp_path / f"{Path(out).name}.yaml"

@@ -96,6 +96,8 @@ class ExperimentConfig:
     """lm-eval batch size (or auto)"""
     num_fewshot: int | None = None
     """lm-eval --num_fewshot"""
+    gen_kwargs: dict | None = None
+    """lm-eval --gen_kwargs for generation tasks, e.g. {max_gen_toks: 64} (part of the experiment's identity)"""
     apply_chat_template: bool = False
     """lm-eval --apply_chat_template"""
     fewshot_as_multiturn: bool = False

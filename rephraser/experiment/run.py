@@ -201,6 +201,8 @@ def evaluate(steps: Steps, out: Path, cfg, name: str, model_path: str, names: di
         "apply_chat_template": cfg.apply_chat_template, "fewshot_as_multiturn": cfg.fewshot_as_multiturn or None,
         "system_instruction": cfg.system_instruction, "confirm_run_unsafe_code": cfg.confirm_run_unsafe_code,
     }  # fmt: skip
+    if cfg.gen_kwargs:
+        settings["gen_kwargs"] = dict(cfg.gen_kwargs)
     if cfg.eval_backend in ("rephraser-hf", "hf"):
         settings["device"] = "cuda" if _cuda() else "cpu"
     config_file = out / "configs" / f"evaluate-{name}.yaml"
