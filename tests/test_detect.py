@@ -934,7 +934,7 @@ def test_the_threshold_compares_the_raw_cosine_as_f1_does(here):
     assert flags == [decide("embedding", {"cosine": raw}, k, threshold) for k in range(len(raw))]
 
 
-def test_shards_of_a_directory_or_glob_and_what_is_not_read_is_said(tmp_path, capfd):
+def test_shards_of_a_directory_or_glob_and_what_is_not_read_is_said(tmp_path):
     """A directory's other entries (a subdirectory, b.json.gz, c.JSONL) were skipped without a word; a path with
     '[' was taken as a pattern and read another file."""
     from rephraser.detect.shards import shard_files
@@ -943,8 +943,17 @@ def test_shards_of_a_directory_or_glob_and_what_is_not_read_is_said(tmp_path, ca
     (folder / "sub").mkdir(parents=True)
     for name in ("b.jsonl", "a.parquet", "c.JSONL", "d.json.gz", "sub/e.jsonl", "_SUCCESS"):
         (folder / name).write_text("")
-    assert shard_files(str(folder)) == [str(folder / "a.parquet"), str(folder / "b.jsonl")]
-    said = capfd.readouterr().err
+    import logging
+
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # rephraser's logger does not propagate: listen on it directly
+    logging.getLogger("rephraser").addHandler(handler)
+    try:
+        assert shard_files(str(folder)) == [str(folder / "a.parquet"), str(folder / "b.jsonl")]
+    finally:
+        logging.getLogger("rephraser").removeHandler(handler)
+    said = " ".join(r.getMessage() for r in records)
     assert "4 entries not read" in said and "sub/" in said and "c.JSONL" in said
     literal = tmp_path / "run[1]" / "train.jsonl"
     literal.parent.mkdir()
