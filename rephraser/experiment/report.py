@@ -227,10 +227,10 @@ def constat_table(tests: list[dict]) -> list[str]:
     header = ("| condition | benchmark | metric | gap original - rephrased | base model's gap "
               "| difference [95 % CI] | p (difference <= 0) |")  # fmt: skip
     lines = ["", header, "|---|---|---|---:|---:|---|---:|"]
-    for t in tests:
+    for t in tests:  # p to 2 significant digits: a bootstrap p is never 0, its floor 1 / (B + 1) must show
         interval = f"{t['difference']:+.3f} [{t['ci_low']:+.2f}, {t['ci_high']:+.2f}]"
         cells = [t["condition"], t["benchmark"], t["metric"], f"{t['gap']:+.3f}", f"{t['reference_gap']:+.3f}",
-                 interval, f"{t['p_value']:.3f}"]  # fmt: skip
+                 interval, f"{t['p_value']:.2g}"]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
