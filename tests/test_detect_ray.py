@@ -27,11 +27,9 @@ def cluster():
 
 
 @pytest.fixture
-def here(tmp_path, monkeypatch, cluster):
-    monkeypatch.setenv("REPHRASER_DATA_DIR", str(DATA_DIR))
-    monkeypatch.setenv("REPHRASER_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    return tmp_path
+def here(here, cluster):
+    """conftest's `here`, with the module's Ray cluster up."""
+    return here
 
 
 def gsm8k(name: str, key: str) -> list[str]:
