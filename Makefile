@@ -76,6 +76,7 @@ bench: system-deps $(VENV)/.installed $(VVENV)/.installed
 	$(PY) bench/train_throughput.py
 	$(PY) bench/rephrase_speed.py
 	$(PY) bench/detect_speed.py
+	$(PY) bench/detect_model_speed.py
 	$(VVENV)/bin/python bench/generate_speed.py
 
 clean:
