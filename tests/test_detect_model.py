@@ -134,6 +134,27 @@ def test_minkpp_statistics_ignore_masked_vocabulary_entries():
     assert float(centred) == pytest.approx(float(lp[1] - (p * lp).sum()), abs=1e-6)
 
 
+@pytest.mark.parametrize("mask", [float("-inf"), float(np.finfo(np.float32).min)], ids=["-inf", "float32-min"])
+def test_minkpp_statistics_of_a_chunk_with_some_masked_rows_equal_float64(mask):
+    """A chunk where some rows mask vocabulary entries (-inf, or the most negative float32, whose square
+    overflows) and others do not: every row's mu and sigma equal a float64 computation over its live entries."""
+    import torch
+
+    from rephraser.detect.model.likelihood import position_stats
+
+    logits = torch.randn(6, 50, generator=torch.Generator().manual_seed(0)) * 3
+    logits[1, :7] = mask
+    logits[4, 10:] = mask
+    targets = torch.tensor([0, 8, 2, 3, 4, 5])
+    chosen, mu, sigma, _ = position_stats(logits.clone(), targets, distribution=True)
+    for row in range(6):
+        live = logits[row] > -1e30
+        lp = torch.log_softmax(logits[row][live].double(), -1)
+        p = lp.exp()
+        assert float(mu[row]) == pytest.approx(float((p * lp).sum()), abs=1e-5), row
+        assert float(sigma[row]) == pytest.approx(float((p * (lp - (p * lp).sum()) ** 2).sum().sqrt()), abs=1e-5)
+
+
 def test_ref_is_the_models_log_likelihood_minus_the_reference_models(tiny_llama, bpe_tokenizer, tmp_path, texts):
     from rephraser.testing.models import build_tiny_llama
 

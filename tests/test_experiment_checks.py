@@ -388,13 +388,20 @@ def test_a_model_changed_in_the_middle_of_a_large_file_is_another_model(tmp_path
     assert hashed == []  # an unchanged file is not read again
 
 
-def test_the_constat_p_value_shows_its_bootstrap_floor_not_zero():
-    """With 2000 resamples and no draw at or below 0, p = 1 / 2001: printed to three decimals it read 0.000, a
-    p-value no bootstrap can give."""
+def test_the_constat_p_value_shows_its_bootstrap_resolution():
+    """With 2000 resamples and no draw at or below 0, p = 1 / 2001: to three decimals it read 0.000, a p no bootstrap
+    gives. It is written at the bootstrap's resolution instead: never 0, never 1 for 0.9995, never e-notation."""
     from rephraser.experiment.report import constat_table
 
     test = {"condition": "original", "benchmark": "gsm8k", "metric": "exact_match (strict-match)", "gap": 0.25,
-            "reference_gap": 0.0, "difference": 0.25, "ci_low": 0.14, "ci_high": 0.36, "p_value": 1 / 2001}  # fmt: skip
-    row = constat_table([test])[-1]
-    assert row.endswith("| 0.0005 |")  # was "| 0.000 |"
-    assert constat_table([{**test, "p_value": 0.9945}])[-1].endswith("| 0.99 |")
+            "reference_gap": 0.0, "difference": 0.25, "ci_low": 0.14, "ci_high": 0.36, "p_value": 1 / 2001,
+            "resamples": 2000}  # fmt: skip
+
+    def shown(p, resamples=2000):
+        return constat_table([{**test, "p_value": p, "resamples": resamples}])[-1].rsplit("|", 2)[-2].strip()
+
+    assert shown(1 / 2001) == "0.0005"  # was 0.000
+    assert shown(1 - 1 / 2001) == "0.9995" and shown(1.0) == "1.0000"
+    assert shown(0.0496) != shown(0.0504)
+    assert shown(1 / 20001, 20000) == "0.00005"
+    assert shown(1 / 201, 200) == "0.005"

@@ -6,6 +6,7 @@ write_report(exp_dir, cfg, rows, effects, overlap, steps, versions)
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import yaml
@@ -223,14 +224,21 @@ def detectability_lines(effects: list[dict], detectability: list[dict], main_met
     return "\n".join(lines)
 
 
+def bootstrap_p(p: float, resamples: int) -> str:
+    """A bootstrap p at its resolution, 1 / (B + 1), in fixed decimals: its floor never reads 0 (2000 resamples:
+    0.0005), 0.9995 never reads 1, and no e-notation in a table."""
+    decimals = max(3, math.ceil(math.log10(resamples + 1)))
+    return f"{p:.{decimals}f}"
+
+
 def constat_table(tests: list[dict]) -> list[str]:
     header = ("| condition | benchmark | metric | gap original - rephrased | base model's gap "
               "| difference [95 % CI] | p (difference <= 0) |")  # fmt: skip
     lines = ["", header, "|---|---|---|---:|---:|---|---:|"]
-    for t in tests:  # p to 2 significant digits: a bootstrap p is never 0, its floor 1 / (B + 1) must show
+    for t in tests:
         interval = f"{t['difference']:+.3f} [{t['ci_low']:+.2f}, {t['ci_high']:+.2f}]"
         cells = [t["condition"], t["benchmark"], t["metric"], f"{t['gap']:+.3f}", f"{t['reference_gap']:+.3f}",
-                 interval, f"{t['p_value']:.2g}"]  # fmt: skip
+                 interval, bootstrap_p(t["p_value"], t["resamples"])]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 

@@ -73,12 +73,13 @@ def position_stats(logits, targets, distribution: bool):
     chosen = lp.gather(-1, targets[:, None])[:, 0]
     if not distribution:
         return chosen, None, None, None
-    # The [C, V] work is memory-bound: in place and fused where it can be (about half the passes over memory of
-    # the masked form below, which only a row with a -inf logit needs: there 0 * -inf makes the fast form nan).
+    # The [C, V] work is memory-bound: in place, and dot products instead of product-then-sum temporaries (about
+    # half the passes over memory of the masked form below). Only a row with p = 0 entries at a -inf or huge
+    # negative logit needs that form: there 0 * -inf, or 0 * inf after squaring, makes the fast form's sigma nan.
     p = lp.exp_()  # lp is spent: `chosen` is a copy
     mean_logit = torch.linalg.vecdot(p, logits)
     sigma = torch.linalg.vecdot(p, (logits - mean_logit[:, None]).square_()).sqrt()
-    if bool(torch.isnan(mean_logit).any()):  # a masked row (logit -inf, p = 0) adds nothing
+    if bool(torch.isnan(sigma).any()):  # a nan mean makes sigma nan too; masked entries (p = 0) add nothing
         live = p > 0
         mean_logit = torch.where(live, p * logits, 0.0).sum(-1)
         sigma = torch.where(live, p * (logits - mean_logit[:, None]) ** 2, 0.0).sum(-1).sqrt()
