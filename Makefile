@@ -59,7 +59,7 @@ system-deps:
 # ~1.5x faster than one on 2 cores. vLLM tests stay serial: each engine takes GiBs.
 test: lint system-deps $(VENV)/.installed $(VVENV)/.installed
 	$(PY) -m pytest -m "not vllm" -n 2 --dist loadfile
-	$(VVENV)/bin/python scripts/pytest_each.py -m vllm  # one process per test: vLLM's process-wide state
+	$(VVENV)/bin/python scripts/pytest_each.py --jobs 2 -m vllm  # one process per test (vLLM's process-wide state), two at once
 
 # ruff (lint and format, configured in pyproject.toml): part of `make test`, so CI fails on a lint error.
 lint: $(VENV)/.deps

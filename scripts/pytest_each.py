@@ -1,4 +1,4 @@
-"""Run each selected test in a fresh interpreter: `python scripts/pytest_each.py -m vllm [pytest args]`.
+"""Run each selected test in a fresh interpreter: `python scripts/pytest_each.py [--jobs N] -m vllm [pytest args]`.
 
 Why: vLLM keeps process-wide state (its parallel groups, its engine-core processes). After one test's engine is torn
 down, a later test in the same process that builds another engine or runs HF generation beside it fails with
@@ -11,11 +11,24 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 TIMEOUT_S = 900
 
 
+def run_one(test: str) -> tuple[str, bool, str]:
+    try:
+        done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test],
+                              capture_output=True, text=True, timeout=TIMEOUT_S)  # fmt: skip
+        return test, done.returncode in (0, 5), done.stdout[-4000:] + done.stderr[-2000:]
+    except subprocess.TimeoutExpired:
+        return test, False, f"timed out after {TIMEOUT_S} s"
+
+
 def main(argv: list[str]) -> int:
+    jobs = 1
+    if argv[:1] == ["--jobs"]:
+        jobs, argv = int(argv[1]), argv[2:]
     collected = subprocess.run(
         [sys.executable, "-m", "pytest", "--collect-only", "-q", *argv], capture_output=True, text=True
     )
@@ -24,17 +37,13 @@ def main(argv: list[str]) -> int:
         print(collected.stdout[-3000:], collected.stderr[-3000:], sep="\n")
         return collected.returncode or 1
     failed, started = [], time.monotonic()
-    for k, test in enumerate(tests, 1):
-        try:
-            done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test],
-                                  capture_output=True, text=True, timeout=TIMEOUT_S)  # fmt: skip
-            ok, tail = done.returncode in (0, 5), done.stdout[-4000:] + done.stderr[-2000:]
-        except subprocess.TimeoutExpired:
-            ok, tail = False, f"timed out after {TIMEOUT_S} s"
-        print(f"[{k}/{len(tests)}] {'ok    ' if ok else 'FAILED'} {test}", flush=True)
-        if not ok:
-            failed.append(test)
-            print(tail, flush=True)
+    # Most of a test's time is one process starting vLLM (single-threaded imports): --jobs 2 overlaps two of them.
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        for k, (test, ok, tail) in enumerate(pool.map(run_one, tests), 1):
+            print(f"[{k}/{len(tests)}] {'ok    ' if ok else 'FAILED'} {test}", flush=True)
+            if not ok:
+                failed.append(test)
+                print(tail, flush=True)
     print(f"{len(tests) - len(failed)} passed, {len(failed)} failed in {time.monotonic() - started:.0f} s")
     for test in failed:
         print(f"FAILED {test}")
