@@ -3,7 +3,7 @@
 Why: vLLM keeps process-wide state (its parallel groups, its engine-core processes). After one test's engine is torn
 down, a later test in the same process that builds another engine or runs HF generation beside it fails with
 "pipeline model parallel group is not initialized", or waits forever on a dead engine core. Each test passes in a
-process of its own, so each gets one. A test that runs past --each-timeout counts as failed.
+process of its own, so each gets one. A test that runs past TIMEOUT_S counts as failed.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ for _key, _value in OFFLINE.items():
 
 # Under xdist (make test: 2 workers on 2 cores) each worker, and every process it starts, computes on one thread.
 # With torch's default of a thread per core in each worker, the OpenMP pools spin against each other: measured here,
-# `make test-fast` 96 s -> 60 s, and a bf16 generation test 2 s alone but 120 s in the suite. Set before any test
+# `make test-fast` 96 s -> 56 s, and a bf16 generation test 2 s alone but 120 s in the suite. Set before any test
 # module imports torch; an explicit OMP_NUM_THREADS wins.
 if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
     for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
